@@ -1,0 +1,3 @@
+from darkpose.cli import main
+
+raise SystemExit(main())

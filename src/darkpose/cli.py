@@ -1,0 +1,72 @@
+"""The ``darkpose`` command.
+
+Each command lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> int``. Only the module of the command being run is imported, so
+``darkpose --help`` stays fast and one command's dependencies never slow another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (words, module, one-line help). Add a command by adding a row.
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("bench", "codec"), "darkpose.bench.codec", "speed of encode/decode against the argmax floor"),
+    (("bench", "oracle"), "darkpose.bench.oracle", "COCO AP that perfect heatmaps would give"),
+    (("bench", "pipeline"), "darkpose.bench.pipeline", "training-sample throughput vs. JPEG decode"),
+    (("bench", "models"), "darkpose.bench.models", "forward/training throughput of the models"),
+    (("models",), "darkpose.models.listing", "list the model names with parameter counts"),
+]
+
+
+def _usage() -> str:
+    from darkpose import __version__
+
+    width = max(len(" ".join(words)) for words, _, _ in COMMANDS)
+    lines = [
+        f"darkpose {__version__}: top-down pose estimation built around DARK",
+        "",
+        "usage: darkpose COMMAND [options]   (darkpose COMMAND --help for its options)",
+        "",
+        "commands:",
+    ]
+    for words, _, text in COMMANDS:
+        lines.append(f"  {' '.join(words):<{width}}  {text}")
+    return "\n".join(lines)
+
+
+def _find_command(argv: list[str]) -> tuple[tuple[str, ...], str, str] | None:
+    for entry in sorted(COMMANDS, key=lambda c: -len(c[0])):
+        words = entry[0]
+        if tuple(argv[: len(words)]) == words:
+            return entry
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        from darkpose import __version__
+
+        print(__version__)
+        return 0
+    entry = _find_command(argv)
+    if entry is None:
+        print(f"darkpose: unknown command {' '.join(argv[:2])!r}\n", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+    words, module_name, text = entry
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog="darkpose " + " ".join(words), description=text)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[len(words) :])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
