@@ -62,3 +62,19 @@ def test_cli_writes_json_and_refuses_to_overwrite(tmp_path, capsys):
     assert main([*argv, "--force", "--quiet"]) == 0
     assert main(["bench", "models", "--model", "hrnet_w99"]) == 2
     assert "unknown --model 'hrnet_w99'" in capsys.readouterr().err
+
+
+def test_bf16_channels_last_step_runs_on_cpu():
+    """The GPU variant's code path (autocast, channels_last, float loss) on the CPU."""
+    import torch
+
+    from darkpose.bench.models import Variant, _make_step
+    from darkpose.models import build_model
+
+    variant = Variant("bf16", channels_last=True, bf16=True)
+    for mode in ("forward", "train"):
+        model = build_model("hrnet_tiny").to(memory_format=torch.channels_last)
+        x = torch.randn(2, 3, 64, 48).contiguous(memory_format=torch.channels_last)
+        before = model.final_layer.bias.clone()
+        _make_step(model, variant, x, mode, "cpu")()
+        assert torch.equal(model.final_layer.bias, before) == (mode == "forward")

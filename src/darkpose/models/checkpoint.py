@@ -166,7 +166,7 @@ class LoadReport:
         if self.untouched:
             text += f"; {len(self.untouched)} model tensors outside the prefixes kept as they were"
         if not self.ok:
-            text += "; skipped:\n" + self.problems()
+            text += "; not matched:\n" + self.problems()
         return text
 
     __str__ = summary
@@ -400,10 +400,12 @@ def apply_state_dict(
     report.loaded = list(matched)
     name = type(model).__name__
     if strict and not report.ok:
+        counts = f"{len(model_state)} tensors in the model, {len(state)} in the file"
+        if kept_prefixes is not None:
+            counts += f", {len(report.ignored)} of them outside the prefixes"
         raise CheckpointMismatchError(
-            f"checkpoint {path} does not match {name} (strict load; {len(model_state)} tensors "
-            f"in the model, {len(state)} in the file, {len(report.ignored)} of them ignored by "
-            f"the prefix filter):\n{report.problems()}\n"
+            f"checkpoint {path} does not match {name} (strict load; {counts}):\n"
+            f"{report.problems()}\n"
             "Use strict=False to load the matching tensors only, or prefixes=(...) to take "
             "some layers.",
             report,
