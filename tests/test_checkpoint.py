@@ -245,6 +245,13 @@ def test_nothing_matching_is_an_error_even_when_not_strict(tmp_path):
         load_checkpoint(build_model("hrnet_tiny"), path, strict=False)
 
 
+def test_empty_state_dict_is_a_mismatch():
+    # 320 tensors, 53 of them num_batches_tracked counters (tolerated when missing)
+    with pytest.raises(CheckpointMismatchError, match=r"0 in the file\):\n  missing from the "
+                       r"file \(267\): conv1\.weight, bn1\.weight"):
+        apply_state_dict(build_model("hrnet_tiny"), {})
+
+
 def test_missing_num_batches_tracked_is_tolerated():
     state = {k: v for k, v in tiny_state().items() if not k.endswith("num_batches_tracked")}
     report = apply_state_dict(build_model("hrnet_tiny"), state)

@@ -330,7 +330,7 @@ def _normalise_keys(
     while changed:
         changed = False
         for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state_dict) and not any(
+            if state_dict and all(k.startswith(prefix) for k in state_dict) and not any(
                 k.startswith(prefix) for k in model_keys
             ):
                 state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
