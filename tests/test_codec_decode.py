@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from codec_reference import decode_loop
 
+from codec_reference import decode_loop
 from darkpose.codec import decode, encode, gaussian_kernel
 from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
 
@@ -20,7 +20,9 @@ def gaussian_maps(rng, n, k, sigma=2.0, spread="uniform", size=SIZE):
 
 @pytest.mark.parametrize("size", [1, 3, 5, 7, 9, 11, 13, 17, 25])
 def test_kernel_is_opencvs(size):
-    np.testing.assert_allclose(gaussian_kernel(size), cv2.getGaussianKernel(size, 0)[:, 0], rtol=1e-15, atol=0)
+    np.testing.assert_allclose(
+        gaussian_kernel(size), cv2.getGaussianKernel(size, 0)[:, 0], rtol=1e-15, atol=0
+    )
 
 
 def test_argmax_is_the_first_integer_maximum():
@@ -250,7 +252,11 @@ def test_empty_batches(method):
 @pytest.mark.parametrize(
     ("maps", "kwargs", "message"),
     [
-        (np.zeros((17, 64, 48), np.float32), {}, r"expected 4 dimensions \(N, K, H, W\), got shape \(17, 64, 48\)"),
+        (
+            np.zeros((17, 64, 48), np.float32),
+            {},
+            r"expected 4 dimensions \(N, K, H, W\), got shape \(17, 64, 48\)",
+        ),
         (np.zeros((1, 1, 8, 8), np.int32), {}, r"expected a floating-point array, got .*int32"),
         (np.zeros((1, 1, 0, 8), np.float32), {}, r"expected H >= 1 and W >= 1"),
         (np.zeros((1, 1, 8, 8), np.float32), {"blur_kernel": 4}, r"blur_kernel: expected an odd positive"),

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from codec_reference import encode_loop
 
+from codec_reference import encode_loop
 from darkpose.codec import encode
 
 

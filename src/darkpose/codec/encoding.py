@@ -66,8 +66,7 @@ def encode(
         raise ValueError(f"keypoints: expected a float array of shape (N, K, 2), got {describe(kp)}")
     if tuple(vis.shape) != tuple(kp.shape[:2]):
         raise ValueError(
-            f"visible: expected shape {tuple(kp.shape[:2])} to match keypoints (N, K), "
-            f"got {tuple(vis.shape)}"
+            f"visible: expected shape {tuple(kp.shape[:2])} to match keypoints (N, K), got {tuple(vis.shape)}"
         )
     width, height = _check_size(heatmap_size)
     sigma = _check_sigma(sigma)
@@ -116,7 +115,9 @@ def _check_size(heatmap_size: Any) -> tuple[int, int]:
         width, height = (int(v) for v in heatmap_size)
         exact = all(float(v) == int(v) for v in heatmap_size)
     except (TypeError, ValueError):
-        raise ValueError(f"heatmap_size: expected (W, H), two positive integers, got {heatmap_size!r}") from None
+        raise ValueError(
+            f"heatmap_size: expected (W, H), two positive integers, got {heatmap_size!r}"
+        ) from None
     if not exact or width < 1 or height < 1:
         raise ValueError(f"heatmap_size: expected (W, H), two positive integers, got {heatmap_size!r}")
     return width, height
