@@ -20,7 +20,7 @@ def test_bench_codec_prints_the_table_and_writes_json(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["config"]["n"] == 4
     assert data["results"]["decode dark (numpy)"]["mean_error_px"] < 0.5
-    assert len(data["targets"]) == 6
+    assert len(data["targets"]) == 8
     # an existing file is never overwritten without --force
     before = out.read_text()
     with pytest.raises(SystemExit, match="already exists; pass --force"):
