@@ -327,3 +327,14 @@ def test_large_batch_uses_chunks_and_agrees_with_small_batches():
     whole, _ = decode(maps)
     pieces = np.concatenate([decode(maps[i : i + 7])[0] for i in range(0, 96, 7)])
     np.testing.assert_array_equal(whole, pieces)
+
+
+def test_dark_recovers_peaks_just_outside_the_frame_up_to_its_step_limit():
+    kp = np.array([[[-1.2, 30.4], [20.6, 64.1], [-0.4, -0.7], [-3.0, 30.0]]])
+    maps, weights = encode(kp, np.ones((1, 4)), SIZE, 2.0)
+    assert weights.tolist() == [[1, 1, 1, 1]]
+    coords, _ = decode(maps, "dark")
+    np.testing.assert_allclose(coords[0, :3], kp[0, :3], atol=5e-3)
+    np.testing.assert_allclose(coords[0, 3], [-1.5, 30.0], atol=1e-3)  # the step is clipped
+    ref, _ = decode(maps, "dark-reference")
+    assert np.abs(ref[0, :3] - kp[0, :3]).max() > 0.5
