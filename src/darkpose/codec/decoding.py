@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from darkpose.codec._arrays import describe, to_caller, to_tensor
+from darkpose.codec._arrays import describe, new_array, to_caller, to_tensor
 
 DECODE_METHODS = ("argmax", "shift", "dark-reference", "dark")
 
@@ -123,6 +123,18 @@ def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[
         maps = maps.to(torch.float32)  # the computation runs in float32 (or float64 for float64 input)
     if not maps.is_contiguous():
         maps = maps.contiguous()
+    coords = new_array((n * k, 2), torch.float32, maps.device)
+    scores = new_array((n * k,), torch.float32, maps.device)
+
+    def work(lo: int, hi: int) -> None:
+        coords[lo:hi], scores[lo:hi] = _decode_maps(maps[lo:hi], height, width, method, kernel_size)
+
+    _in_chunks(work, n * k, height * width, parallel=maps.device.type == "cpu")
+    return to_caller(coords.reshape(n, k, 2), was_numpy), to_caller(scores.reshape(n, k), was_numpy)
+
+
+def _decode_maps(maps, height, width, method, kernel_size):
+    """Coordinates (M, 2) and scores (M,) of the flattened maps (M, H*W), contiguous."""
     R = kernel_size // 2 + 2 if method.startswith("dark") else 0  # window radius
     index, score, blurred = _locate(maps, height, width, kernel_size, R)
     index, score, recheck = _ignore_non_finite(maps, index, score)
@@ -136,10 +148,7 @@ def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[
         if method == "dark":  # trust the quadratic model of P within 1.5 px of m
             offset.clamp_(-_MAX_STEP, _MAX_STEP)
         coords += offset
-    coords = torch.where((score > 0)[:, None], coords, 0.0)
-    coords = coords.to(torch.float32).reshape(n, k, 2)
-    scores = score.to(torch.float32).reshape(n, k)
-    return to_caller(coords, was_numpy), to_caller(scores, was_numpy)
+    return torch.where((score > 0)[:, None], coords, 0.0), score
 
 
 # --------------------------------------------------------------------------- step 1
@@ -153,34 +162,21 @@ def _locate(maps, height, width, kernel_size, R):
     the maximum, read from the block of the frame nearest to it. They are exact wherever
     the window fits the frame; the caller redoes the others (:func:`_blurred_taps`).
     ``blurred`` is None when R is 0 or the frame is smaller than S x S.
-
-    The maps are processed in chunks small enough to stay in cache between the argmax and
-    the window reads; on the CPU the chunks run on parallel threads (NumPy's argmax and
-    torch's copies and matrix products release the GIL).
     """
     S = 2 * R + 1
-    want = R > 0 and height >= S and width >= S
     m, plane = maps.shape[0], height * width
-    device = maps.device
-    index = torch.empty(m, dtype=torch.int64, device=device)
-    blurred = torch.empty((13, m), dtype=maps.dtype, device=device) if want else None
-    if want:
-        flat = maps.reshape(-1)
-        rows_view = flat.as_strided((flat.numel() - S + 1, S), (1, 1))  # S values from each start
-        row_starts = _window_row_starts(height, width, R, device)  # (H*W, S)
-        weights = _tap_weights(kernel_size, device, maps.dtype)
-
-    def work(lo: int, hi: int) -> None:
-        idx = _argmax_rows(maps[lo:hi])
-        index[lo:hi] = idx
-        if want:
-            first = torch.arange(lo * plane, hi * plane, plane, device=device)[:, None] + row_starts[idx]
-            windows = rows_view.index_select(0, first.reshape(-1))
-            blurred[:, lo:hi] = weights @ windows.reshape(hi - lo, S * S).T
-
-    _in_chunks(work, m, plane, parallel=device.type == "cpu")
+    index = _argmax_rows(maps)
     score = maps.gather(1, index[:, None])[:, 0]
-    return index, score, blurred
+    if R == 0 or height < S or width < S:
+        return index, score, None
+    # The window rows: S values from each of S starts, read through a strided view of the
+    # maps with one index_select, then blurred at the 13 taps with one matrix product.
+    flat = maps.reshape(-1)
+    rows_view = flat.as_strided((flat.numel() - S + 1, S), (1, 1))
+    first = torch.arange(0, m * plane, plane, device=maps.device)[:, None]
+    starts = first + _window_row_starts(height, width, R, maps.device)[index]
+    windows = rows_view.index_select(0, starts.reshape(-1)).reshape(m, S * S)
+    return index, score, _tap_weights(kernel_size, maps.device, maps.dtype) @ windows.T
 
 
 def _argmax_rows(maps: torch.Tensor) -> torch.Tensor:
@@ -197,7 +193,11 @@ _CHUNK_VALUES = 3 << 20  # 12 MB of float32 maps per chunk: read twice while in 
 
 
 def _in_chunks(work, m, values_per_map, parallel):
-    """Run ``work(lo, hi)`` over chunks of the M maps, on up to torch's number of threads."""
+    """Run ``work(lo, hi)`` over chunks of the M maps, on up to torch's number of threads.
+
+    Chunks are small enough that a chunk's maps are still in cache when its windows are read
+    after its argmax. On the CPU they run on parallel threads: NumPy's argmax and torch's
+    operations release the GIL."""
     global _POOL
     per_chunk = max(64, _CHUNK_VALUES // max(values_per_map, 1))
     bounds = [(lo, min(lo + per_chunk, m)) for lo in range(0, m, per_chunk)]
