@@ -1,0 +1,163 @@
+"""The top-down dataset: one item per person instance, images read lazily.
+
+:class:`TopDownDataset` holds its instances as arrays (centres, scales, keypoints, ...),
+so the box geometry is computed once for all boxes; the COCO and MPII loaders only fill
+these arrays. ``dataset[i]`` reads the photo; with a transform it returns a training or
+test sample, otherwise the instance with its image.
+
+Randomness: a sample's augmentation is drawn from ``numpy.random.default_rng((seed, epoch,
+index))``, so a sample depends only on (seed, epoch, index), never on which DataLoader
+worker makes it or in what order. Call :meth:`TopDownDataset.set_epoch` before each epoch
+(in the main process, before the DataLoader iterator is created; with
+``persistent_workers=True`` the workers keep the epoch they were started with).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from darkpose.data.image import check_color, read_image
+from darkpose.data.keypoint_metadata import KeypointMetadata
+
+
+@dataclass(frozen=True)
+class PersonInstance:
+    """One person to crop.
+
+    Attributes
+    ----------
+    image_path : Path
+    image_id : int
+    annotation_id : int
+        COCO annotation id (-1 for detections); MPII: index in the annotation file.
+    box : (4,) float64, (x, y, w, h), the clean box the crop is built from
+    center : (2,) float64
+    scale : (2,) float64, (w, h) / 200 after aspect padding and enlargement
+    keypoints : (K, 3) float64, (x, y, v) in image pixels, v as in the file (COCO 0/1/2);
+        zeros for detections
+    area : float, the annotation's area (COCO) or (200 s_w)(200 s_h)
+    score : float, detection score (1.0 for ground-truth boxes)
+    """
+
+    image_path: Path
+    image_id: int
+    annotation_id: int
+    box: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    keypoints: np.ndarray
+    area: float
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "image_path": str(self.image_path),
+            "image_id": self.image_id,
+            "annotation_id": self.annotation_id,
+            "box": self.box,
+            "center": self.center,
+            "scale": self.scale,
+            "keypoints": self.keypoints,
+            "area": self.area,
+            "score": self.score,
+        }
+
+
+class TopDownDataset(Dataset):
+    """Person instances as arrays, read lazily, optionally through a transform.
+
+    Parameters
+    ----------
+    image_paths : sequence of N paths
+    image_ids, annotation_ids : (N,) int arrays
+    boxes : (N, 4), centers : (N, 2), scales : (N, 2), keypoints : (N, K, 3)
+    areas, scores : (N,)
+    metadata : KeypointMetadata
+    transform : callable or None
+        ``transform(image_bgr, instance, rng, to_rgb) -> sample``, e.g.
+        :class:`darkpose.data.transforms.TopDownTransform`.
+    color : {"rgb", "bgr"}
+        Channel order of the images this dataset yields (raw or transformed).
+    seed : int
+        Base seed of the augmentation.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_paths,
+        image_ids,
+        annotation_ids,
+        boxes,
+        centers,
+        scales,
+        keypoints,
+        areas,
+        scores,
+        metadata: KeypointMetadata,
+        transform=None,
+        color: str = "rgb",
+        seed: int = 0,
+    ) -> None:
+        n = len(image_paths)
+        k = metadata.num_keypoints
+        self.image_paths = [Path(p) for p in image_paths]
+        self.image_ids = np.asarray(image_ids, dtype=np.int64).reshape(n)
+        self.annotation_ids = np.asarray(annotation_ids, dtype=np.int64).reshape(n)
+        self.boxes = np.asarray(boxes, dtype=np.float64).reshape(n, 4)
+        self.centers = np.asarray(centers, dtype=np.float64).reshape(n, 2)
+        self.scales = np.asarray(scales, dtype=np.float64).reshape(n, 2)
+        self.keypoints = np.asarray(keypoints, dtype=np.float64).reshape(n, k, 3)
+        self.areas = np.asarray(areas, dtype=np.float64).reshape(n)
+        self.scores = np.asarray(scores, dtype=np.float64).reshape(n)
+        self.metadata = metadata
+        self.transform = transform
+        self.color = check_color(color)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of an epoch (see the module docstring)."""
+        self.epoch = int(epoch)
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The generator a sample's augmentation is drawn from: a function of
+        (seed, epoch, index) only."""
+        return np.random.default_rng((self.seed, self.epoch, int(index)))
+
+    def instance(self, index: int) -> PersonInstance:
+        """The ``index``-th person instance (no image read)."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} instances")
+        index = int(index) % len(self)
+        return PersonInstance(
+            image_path=self.image_paths[index],
+            image_id=int(self.image_ids[index]),
+            annotation_id=int(self.annotation_ids[index]),
+            box=self.boxes[index].copy(),
+            center=self.centers[index].copy(),
+            scale=self.scales[index].copy(),
+            keypoints=self.keypoints[index].copy(),
+            area=float(self.areas[index]),
+            score=float(self.scores[index]),
+        )
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        inst = self.instance(index)
+        if self.transform is None:
+            item = inst.as_dict()
+            item["image"] = read_image(inst.image_path, self.color)
+            item["index"] = int(index)
+            return item
+        image = read_image(inst.image_path, "bgr")
+        sample = self.transform(image, inst, self.rng(index), to_rgb=self.color == "rgb")
+        sample["meta"]["index"] = int(index)
+        return sample

@@ -1,0 +1,351 @@
+"""The top-down transform: augmentation, affine crop, normalisation and heatmap targets.
+
+One class serves training (``train=True``: half-body, random scale, rotation, flip,
+optional colour jitter) and test time (``train=False``: the plain crop). Both return::
+
+    {"image": (3, H, W) float32 tensor, normalised with the ImageNet mean/std,
+     "target": (K, h, w) float32 tensor,          # when config.targets
+     "target_weight": (K,) float32 tensor,        # when config.targets
+     "meta": {...}}                               # see TopDownTransform.__call__
+
+Choices that make it fast and exact:
+
+- the flip is folded into the crop affine (crop(flip(image)) = (crop o flip)(image)), so the
+  full photo is never mirrored or copied, only the small output is sampled;
+- the photo stays BGR as decoded; channels are reordered on the crop while normalising;
+- keypoints reach heatmap space through the heatmap-space affine (the same crop with
+  output size = heatmap size), not by dividing by the stride and rounding; targets come
+  from :func:`darkpose.codec.encode`;
+- all random numbers come from the generator passed in (see
+  :class:`darkpose.data.base.TopDownDataset`), a fixed number of draws per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from darkpose import geometry
+from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""ImageNet mean in R, G, B order (applied to the right channels whatever the output order)."""
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_sigma(image_size: tuple[int, int]) -> float:
+    """Target sigma of the official configs: H / 128 (1 at 128x96, 2 at 256x192 and
+    256x256, 3 at 384x288; DESIGN.md section 2). ``image_size`` is (W, H)."""
+    return image_size[1] / 128.0
+
+
+def default_blur_kernel(image_size: tuple[int, int]) -> int:
+    """DARK decode blur kernel of the official configs: 3 at 128x96, 11 otherwise."""
+    return 3 if image_size[1] <= 128 else 11
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Settings of :class:`TopDownTransform` (defaults: the official COCO 256x192 recipe).
+
+    Attributes
+    ----------
+    image_size : (W, H) of the network input
+    heatmap_size : (W, H) of the heatmaps; default ``image_size // 4``
+    sigma : target Gaussian sigma in heatmap pixels; default :func:`default_sigma`
+    convention : {"darkpose", "hrnet"} (see :mod:`darkpose.geometry`)
+    encode_method : {"unbiased", "quantized"}, passed to :func:`darkpose.codec.encode`
+    targets : compute "target" and "target_weight"
+    flip_prob, scale_factor, rotation_factor, rotation_prob, half_body_prob,
+    half_body_min_keypoints : training augmentation (DESIGN.md section 4): flip with
+        probability 0.5; scale x clip(1 + 0.35 z, 0.65, 1.35); rotation
+        clip(45 z, -90, 90) degrees with probability 0.6; half-body with probability
+        0.3 when more than 8 keypoints are labelled
+    color_jitter : brightness, contrast and saturation factors drawn uniformly in
+        [1 - j, 1 + j] (0 disables; not in the official recipe)
+    use_joint_weights : multiply target weights by the metadata's joint weights (the
+        official ``LOSS.USE_DIFFERENT_JOINTS_WEIGHT``, False in every official config)
+    mean, std : normalisation, in R, G, B order
+    """
+
+    image_size: tuple[int, int] = (192, 256)
+    heatmap_size: tuple[int, int] | None = None
+    sigma: float | None = None
+    convention: str = "darkpose"
+    encode_method: str = "unbiased"
+    targets: bool = True
+    flip_prob: float = 0.5
+    scale_factor: float = 0.35
+    rotation_factor: float = 45.0
+    rotation_prob: float = 0.6
+    half_body_prob: float = 0.3
+    half_body_min_keypoints: int = 8
+    color_jitter: float = 0.0
+    use_joint_weights: bool = False
+    mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
+    std: tuple[float, float, float] = field(default=IMAGENET_STD)
+
+    def __post_init__(self) -> None:
+        if len(self.image_size) != 2 or min(self.image_size) < 2:
+            raise ValueError(f"image_size must be (W, H) >= 2, got {self.image_size!r}")
+        object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        if self.heatmap_size is None:
+            object.__setattr__(
+                self, "heatmap_size", (self.image_size[0] // 4, self.image_size[1] // 4)
+            )
+        if len(self.heatmap_size) != 2 or min(self.heatmap_size) < 1:
+            raise ValueError(f"heatmap_size must be (W, H) >= 1, got {self.heatmap_size!r}")
+        object.__setattr__(self, "heatmap_size", tuple(int(v) for v in self.heatmap_size))
+        if self.sigma is None:
+            object.__setattr__(self, "sigma", default_sigma(self.image_size))
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be positive, got {self.sigma}")
+        if self.convention not in geometry.CONVENTIONS:
+            raise ValueError(
+                f"convention must be one of {geometry.CONVENTIONS}, got {self.convention!r}"
+            )
+        for name in ("flip_prob", "rotation_prob", "half_body_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.scale_factor < 1.0:
+            raise ValueError(f"scale_factor must be in [0, 1), got {self.scale_factor}")
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
+
+    @property
+    def aspect_ratio(self) -> float:
+        return self.image_size[0] / self.image_size[1]
+
+
+class TopDownTransform:
+    """Make a training sample (``train=True``) or a test-time sample from a person instance.
+
+    Parameters
+    ----------
+    config : TransformConfig
+    metadata : KeypointMetadata or its name/path (flip pairs, half-body split, joint weights)
+    train : bool
+        Augment (training) or crop only (test time).
+    """
+
+    def __init__(
+        self,
+        config: TransformConfig | None = None,
+        metadata: KeypointMetadata | str = "coco",
+        train: bool = True,
+    ) -> None:
+        self.config = config or TransformConfig()
+        self.metadata = load_metadata(metadata)
+        self.train = bool(train)
+        self._flip_index = self.metadata.flip_index()
+        upper = np.zeros(self.metadata.num_keypoints, dtype=bool)
+        upper[list(self.metadata.upper_body_ids)] = True
+        self._upper = upper
+        cfg = self.config
+        mean = np.asarray(cfg.mean, dtype=np.float64)
+        std = np.asarray(cfg.std, dtype=np.float64)
+        # out = (pixel / 255 - mean) / std = pixel * a + b, per R, G, B.
+        self._a_rgb = (1.0 / (255.0 * std)).astype(np.float32)
+        self._b_rgb = (-mean / std).astype(np.float32)
+
+    # -- augmentation -------------------------------------------------------------------
+
+    def _half_body(
+        self, keypoints: np.ndarray, labelled: np.ndarray, u_side: float
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        upper = keypoints[labelled & self._upper, :2]
+        lower = keypoints[labelled & ~self._upper, :2]
+        if u_side < 0.5 and len(upper) > 2:
+            chosen = upper
+        else:
+            chosen = lower if len(lower) > 2 else upper
+        if len(chosen) < 2:
+            return None
+        center = chosen.mean(axis=0)
+        extra = 1.0 if self.config.convention == "darkpose" else 0.0
+        w, h = chosen.max(axis=0) - chosen.min(axis=0) + extra
+        ar = self.config.aspect_ratio
+        if w > ar * h:
+            h = w / ar
+        elif w < ar * h:
+            w = h * ar
+        return center, np.array([w, h]) / geometry.PIXEL_STD * 1.5
+
+    def draw(
+        self, keypoints: np.ndarray, center: np.ndarray, scale: np.ndarray, rng
+    ) -> tuple[np.ndarray, np.ndarray, float, bool, np.ndarray]:
+        """Draw one sample's augmentation.
+
+        Always consumes the same nine draws from ``rng`` so that a sample's parameters do
+        not depend on which branches are taken.
+
+        Returns
+        -------
+        center (2,), scale (2,), rotation (degrees), flipped, jitter (3,) factors
+        """
+        cfg = self.config
+        u = rng.random(6)
+        z = rng.standard_normal(2)
+        jit = 1.0 + cfg.color_jitter * (2.0 * rng.random(3) - 1.0)
+        labelled = keypoints[:, 2] > 0
+        if (
+            cfg.half_body_prob > 0
+            and labelled.sum() > cfg.half_body_min_keypoints
+            and u[0] < cfg.half_body_prob
+        ):
+            hb = self._half_body(keypoints, labelled, u[1])
+            if hb is not None:
+                center, scale = hb
+        sf, rf = cfg.scale_factor, cfg.rotation_factor
+        scale = scale * np.clip(z[0] * sf + 1.0, 1.0 - sf, 1.0 + sf)
+        rotation = float(np.clip(z[1] * rf, -2 * rf, 2 * rf)) if u[2] < cfg.rotation_prob else 0.0
+        flipped = bool(u[3] < cfg.flip_prob)
+        return np.asarray(center, np.float64), np.asarray(scale, np.float64), rotation, flipped, jit
+
+    def affines(
+        self,
+        center: np.ndarray,
+        scale: np.ndarray,
+        rotation: float,
+        flipped: bool,
+        image_width: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Image -> input crop and image -> heatmap affines (2, 3), the flip folded in.
+
+        A flip mirrors the photo (x' = width - 1 - x, as the reference) before the crop,
+        whose centre is mirrored with it.
+        """
+        cfg = self.config
+        center = np.asarray(center, dtype=np.float64)
+        if flipped:
+            center = np.array([image_width - 1.0 - center[0], center[1]])
+        a_in = geometry.crop_affine(center, scale, rotation, cfg.image_size, cfg.convention)[0]
+        a_hm = geometry.crop_affine(center, scale, rotation, cfg.heatmap_size, cfg.convention)[0]
+        if flipped:
+            pre = geometry.hflip_affine(image_width)
+            a_in = geometry.compose_affine(a_in, pre)
+            a_hm = geometry.compose_affine(a_hm, pre)
+        return a_in, a_hm
+
+    # -- image ----------------------------------------------------------------------------
+
+    def normalize(
+        self, crop: np.ndarray, to_rgb: bool, jitter: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(H, W, 3) uint8 BGR crop -> (3, H, W) float32, channels in RGB or BGR order.
+
+        ``jitter`` = (brightness, contrast, saturation) factors, applied in [0, 255] before
+        the normalisation.
+        """
+        h, w = crop.shape[:2]
+        order = (2, 1, 0) if to_rgb else (0, 1, 2)  # output channel c <- crop channel order[c]
+        a = self._a_rgb if to_rgb else self._a_rgb[::-1]
+        b = self._b_rgb if to_rgb else self._b_rgb[::-1]
+        out = np.empty((3, h, w), dtype=np.float32)
+        planes = cv2.split(crop)
+        if jitter is None or np.all(jitter == 1.0):
+            for c in range(3):
+                np.multiply(planes[order[c]], a[c], out=out[c], dtype=np.float32)
+                out[c] += b[c]
+            return out
+        for c in range(3):
+            out[c] = planes[order[c]]
+        brightness, contrast, saturation = (float(v) for v in jitter)
+        out *= brightness
+        gray_w = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # R, G, B
+        gray_w = gray_w if to_rgb else gray_w[::-1]
+        gray = np.tensordot(gray_w, out, axes=1)
+        out += (1.0 - contrast) * (float(gray.mean()) - out)
+        gray = np.tensordot(gray_w, out, axes=1)
+        out += (1.0 - saturation) * (gray[None] - out)
+        np.clip(out, 0.0, 255.0, out=out)
+        out *= a[:, None, None]
+        out += b[:, None, None]
+        return out
+
+    # -- the sample -----------------------------------------------------------------------
+
+    def __call__(
+        self, image: np.ndarray, instance, rng=None, to_rgb: bool = True
+    ) -> dict[str, Any]:
+        """Make the sample of one person.
+
+        Parameters
+        ----------
+        image : (H_img, W_img, 3) uint8, BGR as decoded by OpenCV
+        instance : :class:`darkpose.data.base.PersonInstance` (center, scale, keypoints...)
+        rng : numpy Generator; required when ``train``
+        to_rgb : output channels in RGB order (else BGR)
+
+        Returns
+        -------
+        dict with "image" (3, H, W) float32 tensor, "target" (K, h, w) and
+        "target_weight" (K,) float32 tensors (when ``config.targets``), and "meta":
+        image_id, annotation_id, image_path, score, area; center (2,), scale (2,),
+        rotation (degrees) and flipped actually used; keypoints (K, 3) in the image as
+        annotated; keypoints_input (K, 3) in the input crop (left/right swapped when
+        flipped, zeros where unlabelled); image_to_input and heatmap_to_image (2, 3)
+        float64 affines (the latter recovers image coordinates from decoded heatmap
+        coordinates of this crop).
+        """
+        cfg = self.config
+        keypoints = np.asarray(instance.keypoints, dtype=np.float64)
+        center = np.asarray(instance.center, dtype=np.float64)
+        scale = np.asarray(instance.scale, dtype=np.float64)
+        rotation, flipped, jitter = 0.0, False, None
+        if self.train:
+            if rng is None:
+                raise ValueError("a training transform needs a random generator (rng)")
+            center, scale, rotation, flipped, jitter = self.draw(keypoints, center, scale, rng)
+            if cfg.color_jitter == 0:
+                jitter = None
+        a_in, a_hm = self.affines(center, scale, rotation, flipped, image.shape[1])
+        crop = cv2.warpAffine(image, a_in, cfg.image_size, flags=cv2.INTER_LINEAR)
+        pixels = self.normalize(crop, to_rgb, jitter)
+
+        vis = keypoints[:, 2].copy()
+        xy = keypoints[None, :, :2]
+        if flipped:
+            vis = vis[self._flip_index]
+        kp_input = np.zeros_like(keypoints)
+        kp_input[:, :2] = geometry.transform_points(xy, a_in[None])[0]
+        if flipped:
+            kp_input[:, :2] = kp_input[self._flip_index, :2]
+        kp_input[:, 2] = vis
+        kp_input[vis <= 0, :2] = 0.0
+
+        sample: dict[str, Any] = {"image": torch.from_numpy(pixels)}
+        if cfg.targets:
+            from darkpose.codec import encode
+
+            kp_hm = geometry.transform_points(xy, a_hm[None])
+            if flipped:
+                kp_hm = kp_hm[:, self._flip_index]
+            target, weight = encode(
+                kp_hm, vis[None], cfg.heatmap_size, cfg.sigma, method=cfg.encode_method
+            )
+            weight = weight[0]
+            if cfg.use_joint_weights:
+                weight = weight * self.metadata.joint_weights
+            sample["target"] = torch.from_numpy(np.ascontiguousarray(target[0], np.float32))
+            sample["target_weight"] = torch.from_numpy(np.asarray(weight, np.float32))
+        sample["meta"] = {
+            "image_id": int(instance.image_id),
+            "annotation_id": int(instance.annotation_id),
+            "image_path": str(instance.image_path),
+            "score": float(instance.score),
+            "area": float(instance.area),
+            "center": center,
+            "scale": scale,
+            "rotation": float(rotation),
+            "flipped": flipped,
+            "keypoints": keypoints,
+            "keypoints_input": kp_input,
+            "image_to_input": a_in,
+            "heatmap_to_image": geometry.invert_affine(a_hm),
+        }
+        return sample
