@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import math
+
 import cv2
 import numpy as np
 import torch
@@ -121,6 +123,14 @@ class TransformConfig:
         return self.image_size[0] / self.image_size[1]
 
 
+def _invert(affine: np.ndarray) -> np.ndarray:
+    """Inverse of one (2, 3) affine with scalars (cf. :func:`darkpose.geometry.invert_affine`)."""
+    (a, b, tx), (c, d, ty) = affine.tolist()
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]])
+
+
 class TopDownTransform:
     """Make a training sample (``train=True``) or a test-time sample from a person instance.
 
@@ -180,30 +190,27 @@ class TopDownTransform:
     ) -> tuple[np.ndarray, np.ndarray, float, bool, np.ndarray]:
         """Draw one sample's augmentation.
 
-        Always consumes the same nine draws from ``rng`` so that a sample's parameters do
-        not depend on which branches are taken.
+        Always consumes the same nine numbers from ``rng`` (seven uniform, two normal), so
+        that a sample's parameters do not depend on which branches are taken.
 
         Returns
         -------
         center (2,), scale (2,), rotation (degrees), flipped, jitter (3,) factors
         """
         cfg = self.config
-        u = rng.random(6)
-        z = rng.standard_normal(2)
-        jit = 1.0 + cfg.color_jitter * (2.0 * rng.random(3) - 1.0)
-        labelled = keypoints[:, 2] > 0
-        if (
-            cfg.half_body_prob > 0
-            and labelled.sum() > cfg.half_body_min_keypoints
-            and u[0] < cfg.half_body_prob
-        ):
-            hb = self._half_body(keypoints, labelled, u[1])
-            if hb is not None:
-                center, scale = hb
+        u = rng.random(7).tolist()
+        z0, z1 = rng.standard_normal(2).tolist()
+        jit = 1.0 + cfg.color_jitter * (2.0 * np.asarray(u[4:]) - 1.0)
+        if cfg.half_body_prob > 0 and u[0] < cfg.half_body_prob:
+            labelled = keypoints[:, 2] > 0
+            if labelled.sum() > cfg.half_body_min_keypoints:
+                hb = self._half_body(keypoints, labelled, u[1])
+                if hb is not None:
+                    center, scale = hb
         sf, rf = cfg.scale_factor, cfg.rotation_factor
-        scale = scale * np.clip(z[0] * sf + 1.0, 1.0 - sf, 1.0 + sf)
-        rotation = float(np.clip(z[1] * rf, -2 * rf, 2 * rf)) if u[2] < cfg.rotation_prob else 0.0
-        flipped = bool(u[3] < cfg.flip_prob)
+        scale = scale * min(max(z0 * sf + 1.0, 1.0 - sf), 1.0 + sf)
+        rotation = min(max(z1 * rf, -2.0 * rf), 2.0 * rf) if u[2] < cfg.rotation_prob else 0.0
+        flipped = u[3] < cfg.flip_prob
         return np.asarray(center, np.float64), np.asarray(scale, np.float64), rotation, flipped, jit
 
     def affines(
@@ -217,19 +224,31 @@ class TopDownTransform:
         """Image -> input crop and image -> heatmap affines (2, 3), the flip folded in.
 
         A flip mirrors the photo (x' = width - 1 - x, as the reference) before the crop,
-        whose centre is mirrored with it.
+        whose centre is mirrored with it. The same matrices as
+        :func:`darkpose.geometry.crop_affine` composed with
+        :func:`darkpose.geometry.hflip_affine`, computed with scalars (one person: the
+        array version's overhead would dominate).
         """
         cfg = self.config
-        center = np.asarray(center, dtype=np.float64)
+        cx, cy = float(center[0]), float(center[1])
+        src = float(scale[0]) * geometry.PIXEL_STD
+        rad = math.radians(rotation)
+        cos, sin = math.cos(rad), math.sin(rad)
+        fx = -1.0 if flipped else 1.0
         if flipped:
-            center = np.array([image_width - 1.0 - center[0], center[1]])
-        a_in = geometry.crop_affine(center, scale, rotation, cfg.image_size, cfg.convention)[0]
-        a_hm = geometry.crop_affine(center, scale, rotation, cfg.heatmap_size, cfg.convention)[0]
-        if flipped:
-            pre = geometry.hflip_affine(image_width)
-            a_in = geometry.compose_affine(a_in, pre)
-            a_hm = geometry.compose_affine(a_hm, pre)
-        return a_in, a_hm
+            cx = image_width - 1.0 - cx
+        out = []
+        for w, h in (cfg.image_size, cfg.heatmap_size):
+            if cfg.convention == "darkpose":
+                k, dx, dy = (w - 1.0) / (src - 1.0), (w - 1.0) / 2.0, (h - 1.0) / 2.0
+            else:
+                k, dx, dy = w / src, w / 2.0, h / 2.0
+            a, b, c, d = k * cos, k * sin, -k * sin, k * cos
+            tx, ty = dx - a * cx - b * cy, dy - c * cx - d * cy
+            if flipped:  # (crop o flip)(p): flip x -> width - 1 - x first
+                tx, ty = tx + a * (image_width - 1.0), ty + c * (image_width - 1.0)
+            out.append(np.array([[fx * a, b, tx], [fx * c, d, ty]]))
+        return out[0], out[1]
 
     # -- image ----------------------------------------------------------------------------
 
@@ -307,14 +326,11 @@ class TopDownTransform:
         crop = cv2.warpAffine(image, a_in, cfg.image_size, flags=cv2.INTER_LINEAR)
         pixels = self.normalize(crop, to_rgb, jitter)
 
-        vis = keypoints[:, 2].copy()
-        xy = keypoints[None, :, :2]
-        if flipped:
-            vis = vis[self._flip_index]
-        kp_input = np.zeros_like(keypoints)
-        kp_input[:, :2] = geometry.transform_points(xy, a_in[None])[0]
-        if flipped:
-            kp_input[:, :2] = kp_input[self._flip_index, :2]
+        # Keypoints follow their labels: when flipped, left and right swap names.
+        kp = keypoints[self._flip_index] if flipped else keypoints
+        xy, vis = kp[:, :2], kp[:, 2]
+        kp_input = np.empty_like(kp)
+        kp_input[:, :2] = xy @ a_in[:, :2].T + a_in[:, 2]
         kp_input[:, 2] = vis
         kp_input[vis <= 0, :2] = 0.0
 
@@ -322,11 +338,9 @@ class TopDownTransform:
         if cfg.targets:
             from darkpose.codec import encode
 
-            kp_hm = geometry.transform_points(xy, a_hm[None])
-            if flipped:
-                kp_hm = kp_hm[:, self._flip_index]
+            kp_hm = xy @ a_hm[:, :2].T + a_hm[:, 2]
             target, weight = encode(
-                kp_hm, vis[None], cfg.heatmap_size, cfg.sigma, method=cfg.encode_method
+                kp_hm[None], vis[None], cfg.heatmap_size, cfg.sigma, method=cfg.encode_method
             )
             weight = weight[0]
             if cfg.use_joint_weights:
@@ -346,6 +360,6 @@ class TopDownTransform:
             "keypoints": keypoints,
             "keypoints_input": kp_input,
             "image_to_input": a_in,
-            "heatmap_to_image": geometry.invert_affine(a_hm),
+            "heatmap_to_image": _invert(a_hm),
         }
         return sample
