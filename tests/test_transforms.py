@@ -289,3 +289,22 @@ def test_coco_mini_training_samples(coco_mini):
     assert s["target_weight"].shape == (17,)
     raw = json.loads((coco_mini / ANN).read_text())
     assert any(a["id"] == s["meta"]["annotation_id"] for a in raw["annotations"])
+
+
+@pytest.mark.parametrize("conv", ["darkpose", "hrnet"])
+def test_scalar_affines_equal_the_geometry_module(conv):
+    from darkpose.data.transforms import _invert
+
+    t = TopDownTransform(config(convention=conv), train=True)
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        c, s, r = rng.uniform(0, 600, 2), rng.uniform(0.2, 3, 2), float(rng.uniform(-90, 90))
+        for flipped in (False, True):
+            a_in, a_hm = t.affines(c, s, r, flipped, 640)
+            cc = np.array([639 - c[0], c[1]]) if flipped else c
+            for a, size in ((a_in, (48, 64)), (a_hm, (12, 16))):
+                ref = g.crop_affine(cc, s, r, size, conv)[0]
+                if flipped:
+                    ref = g.compose_affine(ref, g.hflip_affine(640))
+                np.testing.assert_allclose(a, ref, atol=1e-9)
+                np.testing.assert_allclose(_invert(a), g.invert_affine(a), atol=1e-9)
