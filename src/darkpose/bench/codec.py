@@ -1,0 +1,199 @@
+"""``darkpose bench codec``: encode and decode speed against the argmax floor and a loop.
+
+All figures come from one run on the same heatmaps, so ratios compare like with like:
+
+* the floor: a plain vectorised argmax (``np.argmax`` over each flattened map);
+* the baseline: a per-keypoint loop of the reference DARK decode, written from the
+  description (blur the whole map with OpenCV, zero padding; log; Taylor step);
+* every decode method on NumPy arrays and on torch CPU tensors;
+* encode, both methods, against a per-keypoint loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import cv2
+import numpy as np
+import torch
+
+from darkpose.bench._common import check_json_target, machine, table, time_call, write_json
+from darkpose.codec import DECODE_METHODS, ENCODE_METHODS, decode, encode
+from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
+
+TARGETS = {"dark_vs_floor": 2.0, "dark_vs_loop": 50.0, "encode_vs_loop": 10.0}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=256, help="instances (default 256)")
+    parser.add_argument("--k", type=int, default=17, help="keypoints per instance (default 17)")
+    parser.add_argument("--size", type=int, nargs=2, default=(48, 64), metavar=("W", "H"), help="heatmap size")
+    parser.add_argument("--sigma", type=float, default=2.0, help="Gaussian sigma of the targets (default 2)")
+    parser.add_argument("--kernel", type=int, default=11, help="modulation kernel (default 11)")
+    parser.add_argument("--noise", type=float, default=0.03, help="noise level of the heatmaps (default 0.03)")
+    parser.add_argument(
+        "--spread", choices=("person", "uniform"), default="person",
+        help="keypoint positions: like COCO people in a crop (default), or uniform over the frame",
+    )  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=20, help="timed runs per fast measurement (default 20)")
+    parser.add_argument("--loop-repeats", type=int, default=3, help="timed runs of each loop (default 3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
+    parser.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
+
+
+def decode_loop(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
+    """The baseline: the reference DARK decode one keypoint at a time, as described."""
+    n, k, height, width = heatmaps.shape
+    coords = np.zeros((n, k, 2), dtype=np.float32)
+    for i in range(n):
+        for j in range(k):
+            h = heatmaps[i, j]
+            m = int(np.argmax(h))
+            x, y = m % width, m // width
+            if h[y, x] <= 0:
+                continue
+            blurred = cv2.GaussianBlur(h, (kernel, kernel), 0, borderType=cv2.BORDER_CONSTANT)
+            blurred *= h.max() / blurred.max()
+            p = np.log(np.maximum(blurred, 1e-10))
+            mu = np.array([x, y], dtype=np.float64)
+            if 1 < x < width - 2 and 1 < y < height - 2:
+                g = np.array([p[y, x + 1] - p[y, x - 1], p[y + 1, x] - p[y - 1, x]]) / 2
+                dxx = (p[y, x + 2] - 2 * p[y, x] + p[y, x - 2]) / 4
+                dyy = (p[y + 2, x] - 2 * p[y, x] + p[y - 2, x]) / 4
+                dxy = (p[y + 1, x + 1] - p[y - 1, x + 1] - p[y + 1, x - 1] + p[y - 1, x - 1]) / 4
+                hessian = np.array([[dxx, dxy], [dxy, dyy]])
+                if np.linalg.det(hessian) != 0:
+                    mu -= np.linalg.solve(hessian, g)
+            coords[i, j] = mu
+    return coords
+
+
+def encode_loop(keypoints: np.ndarray, size: tuple[int, int], sigma: float, method: str) -> np.ndarray:
+    """The baseline encode: one Gaussian at a time (whole grid, or HRNet's 3-sigma patch)."""
+    n, k = keypoints.shape[:2]
+    width, height = size
+    maps = np.zeros((n, k, height, width), dtype=np.float32)
+    xs = np.arange(width, dtype=np.float32)
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    reach = int(3 * sigma)
+    for i in range(n):
+        for j in range(k):
+            mx, my = keypoints[i, j]
+            if method == "unbiased":
+                maps[i, j] = np.exp(-((xs - mx) ** 2 + (ys - my) ** 2) / (2 * sigma**2))
+                continue
+            cx, cy = int(mx + 0.5), int(my + 0.5)
+            x0, x1 = max(cx - reach, 0), min(cx + reach + 1, width)
+            y0, y1 = max(cy - reach, 0), min(cy + reach + 1, height)
+            if x0 < x1 and y0 < y1:
+                px, py = xs[x0:x1] - cx, ys[y0:y1] - cy
+                maps[i, j, y0:y1, x0:x1] = np.exp(-(px**2 + py**2) / (2 * sigma**2))
+    return maps
+
+
+def run(args: argparse.Namespace) -> int:
+    target = check_json_target(args.json, args.force)
+    size = tuple(args.size)
+    rng = np.random.default_rng(args.seed)
+    truth = keypoint_positions(rng, args.n, args.k, size, spread=args.spread)
+    maps = noisy_heatmaps(rng, truth, size, args.sigma, noise=args.noise)
+    tensor = torch.from_numpy(maps)
+    count = args.n * args.k
+    print(
+        f"heatmaps: N={args.n} K={args.k} {size[0]}x{size[1]} float32, sigma {args.sigma}, "
+        f"noise {args.noise}, keypoints spread '{args.spread}'; blur kernel {args.kernel}"
+    )
+    info = machine()
+    print(f"machine: {info['cpu_count']} cores, torch {info['torch']} on {info['torch_threads']} threads")
+
+    flat = maps.reshape(count, -1)
+    results: dict[str, dict] = {}
+    floor = time_call(lambda: flat.argmax(axis=1), args.repeats)["median_s"]
+    results["floor: np.argmax"] = {"median_s": floor}
+    torch_floor = time_call(lambda: tensor.reshape(count, -1).argmax(dim=1), args.repeats)["median_s"]
+    results["torch.argmax"] = {"median_s": torch_floor}
+    print(f"timing the per-keypoint loop ({count} keypoints, {args.loop_repeats} runs) ...", flush=True)
+    loop = time_call(lambda: decode_loop(maps, args.kernel), args.loop_repeats, warmup=0)["median_s"]
+    loop_coords = decode_loop(maps, args.kernel)
+    results["baseline: per-keypoint loop"] = {"median_s": loop, "error_px": _error(loop_coords, truth)}
+
+    rows = [
+        ["floor: np.argmax", "numpy", _ms(floor), _rate(count, floor), "1.00", _times(loop, floor), ""],
+        ["torch.argmax", "torch", _ms(torch_floor), _rate(count, torch_floor), _x(torch_floor, floor),
+         _times(loop, torch_floor), ""],
+        ["baseline: loop", "numpy", _ms(loop), _rate(count, loop), _x(loop, floor), "1", _err(loop_coords, truth)],
+    ]  # fmt: skip
+    for method in DECODE_METHODS:
+        for kind, data in (("numpy", maps), ("torch", tensor)):
+            t = time_call(lambda data=data, method=method: decode(data, method, args.kernel), args.repeats)["median_s"]
+            coords = np.asarray(decode(data, method, args.kernel)[0])
+            results[f"decode {method} ({kind})"] = {"median_s": t, "error_px": _error(coords, truth)}
+            rows.append(
+                [f"decode {method}", kind, _ms(t), _rate(count, t), _x(t, floor), _times(loop, t), _err(coords, truth)]
+            )
+    print()
+    print(table(rows, ["decode", "input", "ms", "keypoints/s", "x floor", "x faster than loop", "mean error px"]))
+
+    visible = np.ones((args.n, args.k))
+    enc_rows = []
+    for method in ENCODE_METHODS:
+        t = time_call(lambda method=method: encode(truth, visible, size, args.sigma, method), args.repeats)
+        t_loop = time_call(lambda method=method: encode_loop(truth, size, args.sigma, method), args.loop_repeats)
+        results[f"encode {method}"] = {"median_s": t["median_s"], "loop_median_s": t_loop["median_s"]}
+        enc_rows.append(
+            [f"encode {method}", "numpy", _ms(t["median_s"]), _ms(t_loop["median_s"]),
+             _times(t_loop["median_s"], t["median_s"])]
+        )  # fmt: skip
+    print()
+    print(table(enc_rows, ["encode", "input", "ms", "loop ms", "x faster than loop"]))
+
+    checks = _targets(results)
+    print()
+    for text, ok in checks:
+        print(f"[{'met' if ok else 'MISSED'}] {text}")
+    write_json(target, {"config": vars(args) | {"size": list(size)}, "machine": info, "results": results,
+                        "targets": {text: ok for text, ok in checks}})  # fmt: skip
+    return 0
+
+
+def _targets(results: dict[str, dict]) -> list[tuple[str, bool]]:
+    floor = results["floor: np.argmax"]["median_s"]
+    loop = results["baseline: per-keypoint loop"]["median_s"]
+    checks = []
+    for kind in ("numpy", "torch"):
+        t = results[f"decode dark ({kind})"]["median_s"]
+        checks.append((f"dark ({kind}) within {TARGETS['dark_vs_floor']:g}x the argmax floor: {t / floor:.2f}x",
+                       t / floor <= TARGETS["dark_vs_floor"]))  # fmt: skip
+        checks.append((f"dark ({kind}) at least {TARGETS['dark_vs_loop']:g}x faster than the loop: {loop / t:.0f}x",
+                       loop / t >= TARGETS["dark_vs_loop"]))  # fmt: skip
+    for method in ENCODE_METHODS:
+        r = results[f"encode {method}"]
+        ratio = r["loop_median_s"] / r["median_s"]
+        checks.append((f"encode {method} at least {TARGETS['encode_vs_loop']:g}x faster than its loop: {ratio:.0f}x",
+                       ratio >= TARGETS["encode_vs_loop"]))  # fmt: skip
+    return checks
+
+
+def _error(coords: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.linalg.norm(coords - truth, axis=-1).mean())
+
+
+def _err(coords, truth) -> str:
+    return f"{_error(coords, truth):.4f}"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f}"
+
+
+def _rate(count: int, seconds: float) -> str:
+    return f"{count / seconds / 1e6:.2f}M" if count / seconds >= 1e6 else f"{count / seconds / 1e3:.1f}k"
+
+
+def _x(seconds: float, floor: float) -> str:
+    return f"{seconds / floor:.2f}"
+
+
+def _times(loop: float, seconds: float) -> str:
+    return f"{loop / seconds:.0f}"

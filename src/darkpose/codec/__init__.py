@@ -1,0 +1,9 @@
+"""The DARK codec: Gaussian target encoding and distribution-aware decoding of heatmaps.
+
+Pure array code: NumPy arrays or torch tensors in, the same type out. Knows no images.
+"""
+
+from darkpose.codec.decoding import DECODE_METHODS, decode, gaussian_kernel
+from darkpose.codec.encoding import ENCODE_METHODS, encode
+
+__all__ = ["DECODE_METHODS", "ENCODE_METHODS", "decode", "encode", "gaussian_kernel"]

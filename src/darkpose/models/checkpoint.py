@@ -1,0 +1,554 @@
+"""Model weights in and out: official, training, mmpose, ImageNet and darkpose checkpoints.
+
+Reading (:func:`load_checkpoint`) takes any of
+
+- a plain state_dict, as the official ``final_state.pth``, ``model_best.pth`` and released
+  ``pose_hrnet_w32_256x192.pth`` files;
+- a training checkpoint dict holding one (``state_dict``, else ``best_state_dict``, ``model``,
+  ``model_state_dict``; or the key you name), with or without the ``module.`` prefix of
+  ``DataParallel`` (and ``_orig_mod.`` of ``torch.compile``);
+- mmpose checkpoints, whose keys start with ``backbone.`` and ``keypoint_head.`` (or ``head.``);
+- ImageNet backbone files, of which ``prefixes`` keeps the named layers (the rest is listed in
+  the report as ignored);
+- darkpose checkpoints written by :func:`save_checkpoint`;
+
+as ``.safetensors`` (read with ``safetensors.torch.load_file``) or as any other suffix through
+``torch.load(..., weights_only=True)``: a pickle that would call anything beyond tensors,
+plain containers and numpy scalars is refused with :class:`UnsafeCheckpointError`.
+
+Loading is strict by default: every tensor of the model (within ``prefixes``) must come from
+the file with its shape, and every kept tensor of the file must belong to the model; otherwise
+:class:`CheckpointMismatchError` lists the missing, unexpected and wrong-shape keys. BatchNorm's
+``num_batches_tracked`` counters are the one exception: files written before PyTorch 0.4.1
+lack them, they do not affect the output, and a missing one keeps the model's value.
+
+Our own format: a ``.pth`` holding ``{"format": "darkpose", "format_version": 1,
+"state_dict": ..., "meta": {...}}``, or a ``.safetensors`` file whose metadata holds
+``format = "darkpose"`` and ``meta`` as a JSON string. ``meta`` is JSON data only, so that
+both read back with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "LoadReport",
+    "UnsafeCheckpointError",
+    "apply_state_dict",
+    "load_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
+]
+
+FORMAT = "darkpose"
+FORMAT_VERSION = 1
+# where a training checkpoint keeps its weights, in the order they are looked for
+STATE_DICT_KEYS = ("state_dict", "best_state_dict", "model", "model_state_dict")
+# prefixes that wrappers add to every key
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# mmpose: backbone.* and keypoint_head.* (0.x) or head.* (1.x) around the official names
+_MMPOSE_PREFIXES = ("backbone.", "keypoint_head.", "head.")
+_SHOW = 5  # names listed per kind of mismatch
+
+
+def _numpy_scalar_globals() -> list[Any]:
+    """What unpickling numpy scalars needs (official training checkpoints store the validation
+    AP as a numpy float64): the scalar constructor under its numpy 1 and 2 names, the dtypes."""
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar
+    names = ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar")
+    dtypes = [type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG"]
+    return [np.dtype, *((scalar, name) for name in names), *dtypes]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not fit the model."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A ``.pth`` pickle that would import or call code beyond tensors and plain data."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The file's tensors do not match the model's (see :attr:`report`)."""
+
+    def __init__(self, message: str, report: LoadReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds: the state_dict, where it was found, metadata."""
+
+    state_dict: dict[str, Tensor]
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_checkpoint` did.
+
+    Attributes
+    ----------
+    path : str
+        The file (or ``"<state_dict>"``).
+    source : str
+        Where the weights were found, e.g. ``"state_dict"``, ``"checkpoint['state_dict']"``,
+        ``"darkpose"``, plus the key rewrites applied (``"module. removed"``, ``"mmpose keys"``).
+    loaded : list of str
+        Model keys that received a tensor.
+    missing : list of str
+        Model keys (within ``prefixes``) that the file lacks.
+    unexpected : list of str
+        File keys (kept by ``prefixes``) that the model lacks.
+    mismatched : list of (str, tuple, tuple)
+        (key, shape in the file, shape in the model).
+    ignored : list of str
+        File keys dropped by the ``prefixes`` filter.
+    untouched : list of str
+        Model keys outside ``prefixes``: they keep their values.
+    meta : dict
+        The file's metadata: a darkpose checkpoint's ``meta``; the plain fields of a training
+        checkpoint (``epoch``, ``perf``, ...).
+    """
+
+    path: str
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    untouched: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was missing, unexpected or of the wrong shape."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def problems(self) -> str:
+        """The missing, unexpected and wrong-shape keys, first few of each, with counts."""
+        lines = []
+        for title, names in (("missing from the file", self.missing),
+                             ("unexpected (not in the model)", self.unexpected)):
+            if names:
+                lines.append(f"  {title} ({len(names)}): {_first(names)}")
+        if self.mismatched:
+            shown = [f"{k} (file {list(a)}, model {list(b)})" for k, a, b in self.mismatched]
+            lines.append(f"  wrong shape ({len(shown)}): {_first(shown)}")
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        """One paragraph for a log."""
+        text = f"loaded {len(self.loaded)} tensors from {self.path} ({self.source})"
+        if self.ignored:
+            text += f"; {len(self.ignored)} file tensors ignored by the prefix filter"
+            text += f" ({_first(self.ignored, 3)})"
+        if self.untouched:
+            text += f"; {len(self.untouched)} model tensors outside the prefixes kept as they were"
+        if not self.ok:
+            text += "; not matched:\n" + self.problems()
+        return text
+
+    __str__ = summary
+
+
+def _first(names: list[str], n: int = _SHOW) -> str:
+    text = ", ".join(names[:n])
+    return text + (f", ... and {len(names) - n} more" if len(names) > n else "")
+
+
+def _is_tensor_mapping(obj: Any) -> bool:
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(v, Tensor) for v in obj.values())
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-like copy of a metadata value (numpy scalars to Python numbers)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return None
+
+
+def _unsafe_message(path: Path, error: Exception) -> str:
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # the listing is only a hint
+        names = []
+    calls = f" ({', '.join(names)})" if names else ""
+    return (
+        f"refusing to load {path}: the file is a pickle that would import or call Python "
+        f"objects{calls} beyond tensors and plain data, which could run arbitrary code. "
+        "darkpose reads .pth files with torch.load(weights_only=True) only. If you trust the "
+        "file's origin, convert it once outside darkpose, e.g. torch.save(torch.load(path, "
+        "weights_only=False)['state_dict'], 'clean.pth'), or save it as .safetensors."
+    )
+
+
+def read_checkpoint(path: str | os.PathLike[str], *, key: str | None = None) -> Checkpoint:
+    """Read the state_dict (and metadata) from a checkpoint file, without a model.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.safetensors``, or a ``torch.save`` file of any other suffix (``.pth``, ``.pt``,
+        ``.pth.tar``, ``.ckpt``, ``.bin``).
+    key : str, optional
+        The entry of a checkpoint dict that holds the weights; by default the first of
+        ``state_dict``, ``best_state_dict``, ``model``, ``model_state_dict`` that does, or the
+        whole file when it is a state_dict itself.
+
+    Returns
+    -------
+    Checkpoint
+        ``state_dict`` (keys as in the file), ``source`` and ``meta``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint path is not a file: {path}")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    try:
+        with allow(_numpy_scalar_globals()) if allow else contextlib.nullcontext():
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" in str(e).lower():
+            raise UnsafeCheckpointError(_unsafe_message(path, e)) from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+    except Exception as e:  # torch reports corrupt files in many ways
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})"
+        ) from None
+    return _find_state_dict(obj, path, key)
+
+
+def _read_safetensors(path: Path) -> Checkpoint:
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    try:
+        state_dict = load_file(path)
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    if metadata.get("format") == FORMAT:
+        try:
+            meta = json.loads(metadata.get("meta", "{}"))
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{path}: metadata field 'meta' is not JSON ({e})") from None
+        return Checkpoint(state_dict, "darkpose", meta)
+    return Checkpoint(state_dict, "safetensors", dict(metadata))
+
+
+def _find_state_dict(obj: Any, path: Path, key: str | None) -> Checkpoint:
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(
+            f"{path}: expected a state_dict (names to tensors) or a dict holding one, "
+            f"got {type(obj).__name__}"
+        )
+    if key is not None:
+        if key not in obj:
+            raise CheckpointError(
+                f"{path}: no entry {key!r}; the file's top-level keys are {_first(list(obj))}"
+            )
+        candidates: Iterable[str] = (key,)
+    elif obj.get("format") == FORMAT:
+        meta = obj.get("meta") or {}
+        return Checkpoint(_tensors_only(obj.get("state_dict"), path, "state_dict"), FORMAT, meta)
+    elif _is_tensor_mapping(obj):
+        return Checkpoint(dict(obj), "state_dict")
+    else:
+        candidates = STATE_DICT_KEYS
+    for name in candidates:
+        if isinstance(obj.get(name), Mapping):
+            meta = {k: _plain(v) for k, v in obj.items() if _plain(v) is not None}
+            return Checkpoint(_tensors_only(obj[name], path, name), f"checkpoint[{name!r}]", meta)
+    if key is not None:
+        raise CheckpointError(f"{path}: entry {key!r} is a {type(obj[key]).__name__}, not a dict")
+    raise CheckpointError(
+        f"{path}: found no weights; expected a state_dict (names to tensors) or a dict with "
+        f"one of {', '.join(STATE_DICT_KEYS)}; the file's top-level keys are {_first(list(obj))}"
+    )
+
+
+def _tensors_only(obj: Any, path: Path, where: str) -> dict[str, Tensor]:
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path}: {where!r} is not a non-empty dict of tensors")
+    bad = [k for k, v in obj.items() if not isinstance(v, Tensor)]
+    if bad:
+        raise CheckpointError(
+            f"{path}: {where!r} holds entries that are not tensors: {_first([str(b) for b in bad])}"
+        )
+    return dict(obj)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DataParallel / DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _normalise_keys(
+    state_dict: dict[str, Tensor], model_keys: set[str]
+) -> tuple[dict[str, Tensor], list[str]]:
+    """Remove wrapper prefixes and mmpose's module names where the model has none of them."""
+    notes = []
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if state_dict and all(k.startswith(prefix) for k in state_dict) and not any(
+                k.startswith(prefix) for k in model_keys
+            ):
+                state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+                notes.append(f"{prefix} removed")
+                changed = True
+    if any(k.startswith("backbone.") for k in state_dict) and not any(
+        k.startswith(_MMPOSE_PREFIXES) for k in model_keys
+    ):
+        renamed = {}
+        for k, v in state_dict.items():
+            for prefix in _MMPOSE_PREFIXES:
+                if k.startswith(prefix):
+                    k = k[len(prefix):]
+                    break
+            renamed[k] = v
+        state_dict = renamed
+        notes.append("mmpose keys")
+    return state_dict, notes
+
+
+def _within(key: str, prefixes: tuple[str, ...] | None) -> bool:
+    if prefixes is None:
+        return True
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def apply_state_dict(
+    model: nn.Module,
+    state_dict: Mapping[str, Tensor],
+    *,
+    strict: bool = True,
+    prefixes: Iterable[str] | None = None,
+    path: str = "<state_dict>",
+    source: str = "state_dict",
+    meta: dict[str, Any] | None = None,
+) -> LoadReport:
+    """Load an in-memory state_dict into ``model`` with the rules of :func:`load_checkpoint`.
+
+    Keys are first normalised (``module.`` / ``_orig_mod.`` prefixes, mmpose names), then
+    filtered by ``prefixes``, then matched by name and shape. Nothing is written into the
+    model unless the match is complete (``strict``) or at least one tensor matches.
+    """
+    model = _unwrap(model)
+    model_state = model.state_dict()
+    kept_prefixes = None if prefixes is None else tuple(prefixes)
+    state, notes = _normalise_keys(dict(state_dict), set(model_state))
+    report = LoadReport(
+        path=str(path), source=", ".join([source, *notes]), meta=dict(meta or {})
+    )
+    matched: dict[str, Tensor] = {}
+    for key, tensor in state.items():
+        if not _within(key, kept_prefixes):
+            report.ignored.append(key)
+        elif key not in model_state:
+            report.unexpected.append(key)
+        elif tuple(tensor.shape) != tuple(model_state[key].shape):
+            report.mismatched.append((key, tuple(tensor.shape), tuple(model_state[key].shape)))
+        else:
+            matched[key] = tensor
+    shape_wrong = {k for k, _, _ in report.mismatched}
+    for key in model_state:
+        if not _within(key, kept_prefixes):
+            report.untouched.append(key)
+        elif key not in matched and key not in shape_wrong:
+            if not key.endswith("num_batches_tracked"):
+                report.missing.append(key)
+    report.loaded = list(matched)
+    name = type(model).__name__
+    if strict and not report.ok:
+        counts = f"{len(model_state)} tensors in the model, {len(state)} in the file"
+        if kept_prefixes is not None:
+            counts += f", {len(report.ignored)} of them outside the prefixes"
+        raise CheckpointMismatchError(
+            f"checkpoint {path} does not match {name} (strict load; {counts}):\n"
+            f"{report.problems()}\n"
+            "Use strict=False to load the matching tensors only, or prefixes=(...) to take "
+            "some layers.",
+            report,
+        )
+    if not matched:
+        example = _first(list(state), 3)
+        raise CheckpointMismatchError(
+            f"checkpoint {path}: not one tensor matches {name} by name and shape (the file's "
+            f"keys look like {example}; the model's like {_first(list(model_state), 3)})",
+            report,
+        )
+    model.load_state_dict(matched, strict=False)
+    return report
+
+
+def load_checkpoint(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = True,
+    prefixes: Iterable[str] | None = None,
+    key: str | None = None,
+) -> LoadReport:
+    """Load weights from a checkpoint file into ``model`` (in place).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model (wrappers such as DataParallel or torch.compile are looked through).
+    path : path-like
+        ``.pth`` / ``.pt`` / ... (``torch.load(weights_only=True)``) or ``.safetensors``.
+    strict : bool
+        Require every model tensor within ``prefixes`` and every kept file tensor to match by
+        name and shape; otherwise load the matches, skip the rest and report it.
+    prefixes : iterable of str, optional
+        Top-level names to take from the file (a key is kept when it equals a prefix or starts
+        with ``prefix + "."``), e.g. ``model.pretrained_layers`` for an ImageNet backbone.
+        Other file keys are ignored (listed in the report); model keys outside keep their values.
+    key : str, optional
+        The entry of a checkpoint dict that holds the weights (default: found automatically).
+
+    Returns
+    -------
+    LoadReport
+        Loaded, missing, unexpected, wrong-shape, ignored and untouched keys; the file's meta.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    UnsafeCheckpointError
+        A pickle that would run code.
+    CheckpointMismatchError
+        ``strict`` and the tensors do not match, or nothing matches at all.
+    CheckpointError
+        A file that is not a checkpoint, or has no weights where expected.
+
+    Examples
+    --------
+    >>> model = build_model("hrnet_w32")                                 # doctest: +SKIP
+    >>> load_checkpoint(model, "pose_hrnet_w32_256x192.pth")             # doctest: +SKIP
+    >>> load_checkpoint(model, "hrnet_w32-36af842e.pth", strict=False,
+    ...                 prefixes=model.pretrained_layers)                # doctest: +SKIP
+    """
+    checkpoint = read_checkpoint(path, key=key)
+    return apply_state_dict(
+        model,
+        checkpoint.state_dict,
+        strict=strict,
+        prefixes=prefixes,
+        path=str(path),
+        source=checkpoint.source,
+        meta=checkpoint.meta,
+    )
+
+
+def save_checkpoint(
+    model: nn.Module | Mapping[str, Tensor],
+    path: str | os.PathLike[str],
+    *,
+    meta: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a darkpose checkpoint (``.pth``/``.pt`` or ``.safetensors``).
+
+    Parameters
+    ----------
+    model : nn.Module or mapping of str to Tensor
+        The model (wrappers looked through) or a state_dict.
+    path : path-like
+        Output file; its suffix picks the format.
+    meta : mapping, optional
+        JSON data to keep with the weights (model name, options, epoch, metrics ...).
+    overwrite : bool
+        Replace an existing file; by default an existing file is an error.
+
+    Returns
+    -------
+    Path
+        ``path``. The file is written next to it first and renamed into place, so an
+        interrupted save never leaves a truncated checkpoint under the final name.
+    """
+    from darkpose import __version__
+
+    path = Path(path)
+    if path.suffix not in (".pth", ".pt", ".safetensors"):
+        raise ValueError(f"{path}: checkpoint suffix must be .pth, .pt or .safetensors")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"directory for the checkpoint does not exist: {path.parent}")
+    full_meta = {"darkpose_version": __version__, **dict(meta or {})}
+    try:
+        meta_json = json.dumps(full_meta)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"meta must be JSON data (str, numbers, lists, dicts): {e}") from None
+    if isinstance(model, nn.Module):
+        model = _unwrap(model)
+        full_meta.setdefault("architecture", type(model).__name__)
+        meta_json = json.dumps(full_meta)
+        state_dict = model.state_dict()
+    else:
+        state_dict = dict(model)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(tensors, tmp, metadata={"format": FORMAT, "meta": meta_json})
+        else:
+            torch.save(
+                {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "state_dict": tensors,
+                    "meta": json.loads(meta_json),
+                },
+                tmp,
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,111 @@
+"""Encoding: exact values, weights, both methods, both array types, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from codec_reference import encode_loop
+
+from darkpose.codec import encode
+
+
+def test_unbiased_values_are_the_gaussian_at_the_exact_position():
+    kp = np.array([[[10.3, 7.6], [0.0, 0.0]]])
+    maps, weights = encode(kp, np.array([[2, 1]]), (16, 12), 2.0)
+    assert maps.shape == (1, 2, 12, 16) and maps.dtype == np.float32
+    assert weights.dtype == np.float32 and weights.tolist() == [[1.0, 1.0]]
+    # exp(-((x - 10.3)^2 + (y - 7.6)^2) / 8) at (x, y) = (10, 8) and (3, 1)
+    assert maps[0, 0, 8, 10] == pytest.approx(np.exp(-(0.09 + 0.16) / 8), abs=1e-7)
+    assert maps[0, 0, 1, 3] == pytest.approx(np.exp(-(7.3**2 + 6.6**2) / 8), abs=1e-7)
+    assert maps[0, 1, 0, 0] == 1.0  # a keypoint at the corner peaks there
+    assert maps.max() <= 1.0
+
+
+def test_quantized_rounds_the_centre_and_truncates_at_three_sigma():
+    kp = np.array([[[10.5, 7.49]]])
+    maps, _ = encode(kp, np.ones((1, 1)), (24, 20), 2.0, method="quantized")
+    m = maps[0, 0]
+    assert np.unravel_index(m.argmax(), m.shape) == (7, 11)  # floor(10.5 + .5), floor(7.49 + .5)
+    assert m[7, 11] == 1.0
+    assert m[7, 11 + 6] == pytest.approx(np.exp(-36 / 8), rel=1e-6)  # edge of the patch
+    assert m[7, 11 + 7] == 0.0 and m[7 + 7, 11] == 0.0  # outside it
+    assert m[7 + 6, 11 + 6] == pytest.approx(np.exp(-72 / 8), rel=1e-6)  # square patch corner
+
+
+@pytest.mark.parametrize("method", ["unbiased", "quantized"])
+def test_matches_a_per_keypoint_loop(method):
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(-8, 56, (5, 17, 2))
+    vis = rng.integers(0, 3, (5, 17))
+    maps, weights = encode(kp, vis, (48, 64), 2.0, method=method)
+    ref_maps, ref_weights = encode_loop(kp, vis, (48, 64), 2.0, method)
+    np.testing.assert_array_equal(weights, ref_weights)
+    np.testing.assert_allclose(maps, ref_maps, atol=2e-7)
+
+
+def test_weights_zero_for_unlabelled_and_for_boxes_entirely_outside():
+    sigma = 2.0  # 3 sigma = 6
+    kp = np.array([[[10, 10], [-6.0, 10], [-6.01, 10], [53.0, 10], [53.01, 10], [10, 69.01], [10, 10]]])
+    vis = np.array([[1, 1, 1, 1, 1, 1, 0]])
+    maps, weights = encode(kp, vis, (48, 64), sigma)
+    assert weights.tolist() == [[1, 1, 0, 1, 0, 0, 0]]
+    assert np.all(maps[0, weights[0] == 0] == 0)
+    assert maps[0, 1, 10, 0] == pytest.approx(np.exp(-36 / 8), rel=1e-6)  # the tail inside
+
+
+def test_unlabelled_keypoints_may_be_nan_and_visibility_may_be_float_or_bool():
+    kp = np.array([[[np.nan, np.nan], [3.0, 4.0]]])
+    maps, weights = encode(kp, np.array([[0.0, 0.7]]), (8, 8), 1.0)
+    assert weights.tolist() == [[0.0, 1.0]] and np.isfinite(maps).all()
+    _, weights = encode(kp, np.array([[False, True]]), (8, 8), 1.0)
+    assert weights.tolist() == [[0.0, 1.0]]
+
+
+def test_torch_in_torch_out_and_same_values():
+    rng = np.random.default_rng(2)
+    kp = rng.uniform(0, 40, (3, 5, 2))
+    vis = np.ones((3, 5))
+    maps, weights = encode(torch.from_numpy(kp), torch.from_numpy(vis), (48, 64), 2.0)
+    assert isinstance(maps, torch.Tensor) and maps.dtype == torch.float32
+    ref, _ = encode(kp, vis, (48, 64), 2.0)
+    np.testing.assert_array_equal(maps.numpy(), ref)
+    assert weights.shape == (3, 5)
+
+
+def test_empty_inputs():
+    maps, weights = encode(np.zeros((0, 17, 2)), np.zeros((0, 17)), (48, 64), 2.0)
+    assert maps.shape == (0, 17, 64, 48) and weights.shape == (0, 17)
+    maps, weights = encode(np.zeros((4, 0, 2)), np.zeros((4, 0)), (48, 64), 2.0)
+    assert maps.shape == (4, 0, 64, 48)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((np.zeros((2, 2)), np.ones(2), (8, 8), 2.0), r"keypoints: expected .* \(N, K, 2\)"),
+        ((np.zeros((1, 2, 3)), np.ones((1, 2)), (8, 8), 2.0), r"keypoints: expected"),
+        ((np.zeros((1, 2, 2), dtype=int), np.ones((1, 2)), (8, 8), 2.0), r"keypoints: expected a float"),
+        ((np.zeros((1, 2, 2)), np.ones((1, 3)), (8, 8), 2.0), r"visible: expected shape \(1, 2\)"),
+        ((np.zeros((1, 2, 2)), np.ones((1, 2)), (8, 0), 2.0), r"heatmap_size: expected \(W, H\)"),
+        ((np.zeros((1, 2, 2)), np.ones((1, 2)), (8.5, 8), 2.0), r"heatmap_size"),
+        ((np.zeros((1, 2, 2)), np.ones((1, 2)), 8, 2.0), r"heatmap_size"),
+        ((np.zeros((1, 2, 2)), np.ones((1, 2)), (8, 8), 0.0), r"sigma: expected a positive"),
+        ((np.zeros((1, 2, 2)), np.ones((1, 2)), (8, 8), float("nan")), r"sigma"),
+        ((np.full((1, 2, 2), np.nan), np.ones((1, 2)), (8, 8), 2.0), r"labelled keypoint \[0, 0\]"),
+        ((np.array([["a", "b"]]), np.ones((1, 2)), (8, 8), 2.0), r"keypoints: expected a numeric"),
+    ],
+)
+def test_bad_input_is_a_clear_error(args, message):
+    with pytest.raises(ValueError, match=message):
+        encode(*args)
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match=r"method: expected one of \('unbiased', 'quantized'\)"):
+        encode(np.zeros((1, 1, 2)), np.ones((1, 1)), (8, 8), 2.0, method="gaussian")
+
+
+def test_input_is_not_modified():
+    kp = np.array([[[3.7, 2.2]]])
+    kp_copy = kp.copy()
+    encode(kp, np.ones((1, 1)), (8, 8), 1.0, method="quantized")
+    np.testing.assert_array_equal(kp, kp_copy)
