@@ -11,13 +11,18 @@ rows differ only by where the keypoints land.
 The "ceiling" row: the exact ground-truth coordinates clipped to the heatmap frame
 [0, w-1] x [0, h-1] and recovered the same way; labelled keypoints outside the padded crop
 cannot be recovered by a decode that stays inside the frame.
+
+The codec's "dark" decode does not stay inside the frame: it continues a border peak's
+Gaussian beyond the edge and takes the Taylor step up to 1.5 px from the argmax, so it
+recovers keypoints just outside the frame and scores *above* that ceiling. The
+"ceiling+1.5px" row is the ceiling of that reach: exact coordinates clipped to the frame
+grown by 1.5 px, and keypoints whose (unbiased) target is empty (the encoder gives weight 0
+when the 3-sigma box lies outside the frame) at (0, 0), where every decoder puts them.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import logging
 import sys
@@ -29,7 +34,7 @@ from tqdm import tqdm
 from darkpose import geometry
 from darkpose.data import CocoKeypointDataset, TopDownTransform, TransformConfig, read_image
 from darkpose.data.transforms import default_blur_kernel, default_sigma
-from darkpose.evaluation import evaluate_coco, keypoint_results
+from darkpose.evaluation import evaluate_coco, keypoint_results, load_coco_gt
 
 SIZES: tuple[str, ...] = ("128x96", "256x192", "384x288")
 """Input sizes as the paper writes them: height x width."""
@@ -43,7 +48,11 @@ CODECS: tuple[tuple[str, str], ...] = (
 """(encode method, decode method) pairs of the table."""
 
 ACCEPTANCE = 0.002
-"""unbiased+dark must be within this AP of the ceiling."""
+"""unbiased+dark must lose at most this AP to the ceiling."""
+
+DARK_REACH = 1.5
+"""How far beyond the frame the codec's "dark" decode can land: its Taylor step is capped
+at 1.5 px per axis from the argmax (``darkpose.codec.decoding._MAX_STEP``)."""
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -112,6 +121,13 @@ def oracle_heatmaps(
     }
 
 
+def _clip(kp: np.ndarray, w: int, h: int, margin: float) -> np.ndarray:
+    out = kp.copy()
+    out[..., 0] = out[..., 0].clip(-margin, w - 1 + margin)
+    out[..., 1] = out[..., 1].clip(-margin, h - 1 + margin)
+    return out
+
+
 def _ap(coords_hm: np.ndarray, data: dict, gt) -> float:
     ds = data["dataset"]
     xy = geometry.transform_points(coords_hm, data["heatmap_to_image"])
@@ -139,17 +155,15 @@ def oracle_table(
 
     Returns
     -------
-    table : {"<W>x<H>": {"<encode>+<decode>": AP, ..., "ceiling": AP}}
+    table : {"<W>x<H>": {"<encode>+<decode>": AP, ..., "ceiling": AP,
+        "ceiling+1.5px": AP}} (the last only when unbiased targets are among the codecs)
     details : {"<W>x<H>": {"out_of_frame": int, "labelled": int, "errors": {...}}} where
         errors[codec] = per-keypoint |decoded - exact| in heatmap pixels for labelled
         keypoints inside the frame, split by distance to the frame edge.
     """
-    from pycocotools.coco import COCO
-
     from darkpose.codec import decode
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(ann))
+    gt = load_coco_gt(ann)
     table: dict[str, dict[str, float]] = {}
     details: dict[str, dict] = {}
     for text in sizes:
@@ -178,10 +192,12 @@ def oracle_table(
                     ("edge>=6", edge >= 6),
                 )
             }
-        clipped = kp.copy()
-        clipped[..., 0] = clipped[..., 0].clip(0, w - 1)
-        clipped[..., 1] = clipped[..., 1].clip(0, h - 1)
-        row["ceiling"] = _ap(clipped, data, gt)
+        row["ceiling"] = _ap(_clip(kp, w, h, 0.0), data, gt)
+        if "unbiased" in data["targets"]:
+            reach = _clip(kp, w, h, DARK_REACH)
+            empty = data["targets"]["unbiased"].max(axis=(2, 3)) <= 0
+            reach[empty] = 0.0
+            row[f"ceiling+{DARK_REACH:g}px"] = _ap(reach, data, gt)
         key = json_key(size)
         table[key] = row
         details[key] = {
@@ -230,6 +246,10 @@ def format_errors(details: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ann", required=True, type=Path, help="COCO person_keypoints JSON")
     parser.add_argument("--images", required=True, type=Path, help="its image folder")
@@ -267,9 +287,15 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(table, details))
     if args.errors:
         print(format_errors(details))
-    ok = all(abs(r["unbiased+dark"] - r["ceiling"]) <= ACCEPTANCE for r in table.values())
-    verdict = "yes" if ok else "NO"
-    print(f"unbiased+dark within {ACCEPTANCE} of the ceiling at every size: {verdict}")
+    reach_key = f"ceiling+{DARK_REACH:g}px"
+    no_loss = all(r["unbiased+dark"] >= r["ceiling"] - ACCEPTANCE for r in table.values())
+    within = all(abs(r["unbiased+dark"] - r["ceiling"]) <= ACCEPTANCE for r in table.values())
+    at_reach = all(abs(r["unbiased+dark"] - r[reach_key]) <= ACCEPTANCE for r in table.values())
+    print(f"unbiased+dark within {ACCEPTANCE} of the ceiling at every size: {_yes(within)}")
+    print(f"unbiased+dark loses at most {ACCEPTANCE} to the ceiling at every size: "
+          f"{_yes(no_loss)}")
+    print(f"unbiased+dark within {ACCEPTANCE} of the ceiling of its reach ({reach_key}) at "
+          f"every size: {_yes(at_reach)}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(table, indent=2) + "\n")

@@ -22,16 +22,16 @@ Choices that make it fast and exact:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
-
-import math
 
 import cv2
 import numpy as np
 import torch
 
 from darkpose import geometry
+from darkpose.codec import encode
 from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -336,8 +336,6 @@ class TopDownTransform:
 
         sample: dict[str, Any] = {"image": torch.from_numpy(pixels)}
         if cfg.targets:
-            from darkpose.codec import encode
-
             kp_hm = xy @ a_hm[:, :2].T + a_hm[:, 2]
             target, weight = encode(
                 kp_hm[None], vis[None], cfg.heatmap_size, cfg.sigma, method=cfg.encode_method

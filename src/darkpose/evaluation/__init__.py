@@ -8,6 +8,7 @@ from darkpose.evaluation.coco import (
     evaluate_coco,
     ground_truth_results,
     keypoint_results,
+    load_coco_gt,
     rescore,
 )
 from darkpose.evaluation.nms import COCO_SIGMAS, oks_matrix, oks_nms, soft_oks_nms
@@ -26,6 +27,7 @@ __all__ = [
     "evaluate_pckh",
     "ground_truth_results",
     "keypoint_results",
+    "load_coco_gt",
     "load_pckh_ground_truth",
     "oks_matrix",
     "oks_nms",

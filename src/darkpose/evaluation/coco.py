@@ -117,7 +117,9 @@ def keypoint_results(
     return results
 
 
-def _load_gt(ann, quiet: bool):
+def load_coco_gt(ann, quiet: bool = True):
+    """A ``pycocotools.coco.COCO`` of an annotation file (returned as is if already one);
+    a missing file or malformed JSON raises an error naming the file."""
     from pycocotools.coco import COCO
 
     if not isinstance(ann, str | Path):
@@ -170,7 +172,7 @@ def evaluate_coco(
             raise FileExistsError(
                 f"results file exists: {results_file} (pass overwrite=True to replace it)"
             )
-    gt = _load_gt(ann, quiet)
+    gt = load_coco_gt(ann, quiet)
     if not results:
         logger.warning("no predictions to evaluate: every stat is 0")
         return dict.fromkeys(STATS_NAMES, 0.0)
