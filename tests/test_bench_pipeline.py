@@ -18,8 +18,10 @@ def test_pipeline_command_writes_its_figures(coco_mini, tmp_path, capsys):
     assert main(args) == 0
     report = json.loads(out.read_text())
     assert report["persons"] == 86 and report["image_size"] == [96, 128]
-    assert set(report["stages_ms"]) == {"decode", "crop", "normalise", "encode", "rest"}
-    assert report["ratio"] > 0
+    assert set(report["stages_ms"]) == {
+        "decode", "crop", "normalise", "encode_per_sample", "encode_batched", "transform_total"
+    }
+    assert report["ratio_batch"] > 0 and report["ratio_sample"] > 0
     assert "JPEG decode alone" in capsys.readouterr().out
     assert main(args) == 2  # refuses to overwrite
     assert "exists" in capsys.readouterr().err

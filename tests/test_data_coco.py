@@ -307,3 +307,15 @@ def test_metadata_defaults():
     m = metadata_from_dict({"keypoints": ["a", "b"], "flip_pairs": [], "sigmas": [0.1, 0.1]})
     np.testing.assert_array_equal(m.joint_weights, [1.0, 1.0])
     assert m.upper_body_ids == () and m.skeleton == () and m.flip_pairs == ()
+
+
+def test_seed_and_epoch_validation(tmp_path):
+    ann = make_dataset(tmp_path)
+    with pytest.raises(ValueError, match="seed must be"):
+        CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json", seed=-1)
+    ds = CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json")
+    with pytest.raises(ValueError, match="epoch must be"):
+        ds.set_epoch(-2)
+    a = ds.rng(0).random(4)
+    np.testing.assert_array_equal(a, ds.rng(0).random(4))
+    assert not np.array_equal(a, ds.rng(1).random(4))

@@ -264,6 +264,25 @@ def test_dataloader_workers_give_the_same_samples(coco_mini):
     assert one[0]["image"].shape == (4, 3, 64, 48)
 
 
+def test_batched_targets_equal_per_sample_targets(coco_mini):
+    cfg = dict(image_size=(48, 64), sigma=1.0)
+    per_sample = TopDownTransform(TransformConfig(**cfg, targets="sample"), train=True)
+    batched = TopDownTransform(TransformConfig(**cfg, targets="batch"), train=True)
+    a = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=(48, 64),
+                            transform=per_sample, seed=3)
+    b = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=(48, 64),
+                            transform=batched, seed=3)
+    assert "target" not in b[0]
+    idx = list(range(6))
+    one = next(iter(DataLoader(torch.utils.data.Subset(a, idx), batch_size=6)))
+    two = next(iter(DataLoader(torch.utils.data.Subset(b, idx), batch_size=6, num_workers=1,
+                               collate_fn=batched.collate)))
+    assert two["target"].shape == (6, 17, 16, 12) and two["target_weight"].shape == (6, 17)
+    torch.testing.assert_close(two["target"], one["target"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(two["target_weight"], one["target_weight"], rtol=0, atol=0)
+    torch.testing.assert_close(two["image"], one["image"], rtol=0, atol=0)
+
+
 def test_transform_and_dataset_must_agree(coco_mini, tmp_path):
     t = TopDownTransform(config(image_size=(64, 64)), train=False)
     with pytest.raises(ValueError, match="another aspect ratio"):
@@ -284,6 +303,10 @@ def test_config_validation():
         TransformConfig(flip_prob=1.5)
     with pytest.raises(ValueError, match="convention"):
         TransformConfig(convention="x")
+    assert TransformConfig(targets=True).targets == "sample"
+    assert TransformConfig(targets=False).targets == "none"
+    with pytest.raises(ValueError, match="targets must be"):
+        TransformConfig(targets="later")
 
 
 def test_coco_mini_training_samples(coco_mini):

@@ -5,10 +5,11 @@ so the box geometry is computed once for all boxes; the COCO and MPII loaders on
 these arrays. ``dataset[i]`` reads the photo; with a transform it returns a training or
 test sample, otherwise the instance with its image.
 
-Randomness: a sample's augmentation is drawn from ``numpy.random.default_rng((seed, epoch,
-index))``, so a sample depends only on (seed, epoch, index), never on which DataLoader
-worker makes it or in what order. Call :meth:`TopDownDataset.set_epoch` before each epoch
-(in the main process, before the DataLoader iterator is created; with
+Randomness: a sample's augmentation is drawn from a counter-based generator (Philox) keyed
+by (seed, epoch) with the sample index in its counter, so a sample depends only on
+(seed, epoch, index), never on which DataLoader worker makes it or in what order, and the
+streams of different samples never overlap. Call :meth:`TopDownDataset.set_epoch` before
+each epoch (in the main process, before the DataLoader iterator is created; with
 ``persistent_workers=True`` the workers keep the epoch they were started with).
 """
 
@@ -118,6 +119,8 @@ class TopDownDataset(Dataset):
         self.metadata = metadata
         self.transform = transform
         self.color = check_color(color)
+        if not 0 <= int(seed) < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.seed = int(seed)
         self.epoch = 0
 
@@ -126,12 +129,21 @@ class TopDownDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation draws of an epoch (see the module docstring)."""
+        if not 0 <= int(epoch) < 2**64:
+            raise ValueError(f"epoch must be in [0, 2**64), got {epoch}")
         self.epoch = int(epoch)
 
     def rng(self, index: int) -> np.random.Generator:
         """The generator a sample's augmentation is drawn from: a function of
-        (seed, epoch, index) only."""
-        return np.random.default_rng((self.seed, self.epoch, int(index)))
+        (seed, epoch, index) only.
+
+        Philox4x64 with key (seed, epoch) and the index in the third counter word: draws
+        advance the lowest words, so no two samples' streams can meet (and it is cheaper to
+        make than a generator seeded through ``SeedSequence``).
+        """
+        key = np.array([self.seed, self.epoch], dtype=np.uint64)
+        counter = np.array([0, 0, int(index) % 2**64, 0], dtype=np.uint64)
+        return np.random.Generator(np.random.Philox(key=key, counter=counter))
 
     def instance(self, index: int) -> PersonInstance:
         """The ``index``-th person instance (no image read)."""

@@ -4,9 +4,14 @@ One class serves training (``train=True``: half-body, random scale, rotation, fl
 optional colour jitter) and test time (``train=False``: the plain crop). Both return::
 
     {"image": (3, H, W) float32 tensor, normalised with the ImageNet mean/std,
-     "target": (K, h, w) float32 tensor,          # when config.targets
-     "target_weight": (K,) float32 tensor,        # when config.targets
+     "target": (K, h, w) float32 tensor,          # when config.targets == "sample"
+     "target_weight": (K,) float32 tensor,        # when config.targets == "sample"
      "meta": {...}}                               # see TopDownTransform.__call__
+
+With ``targets="batch"`` the targets are made by :meth:`TopDownTransform.collate` (give it
+to the DataLoader as ``collate_fn``): one codec call per batch instead of one per sample,
+the same heatmaps, a fraction of the cost (the codec's per-call overhead is several times
+the work of encoding one person).
 
 Choices that make it fast and exact:
 
@@ -61,7 +66,10 @@ class TransformConfig:
     sigma : target Gaussian sigma in heatmap pixels; default :func:`default_sigma`
     convention : {"darkpose", "hrnet"} (see :mod:`darkpose.geometry`)
     encode_method : {"unbiased", "quantized"}, passed to :func:`darkpose.codec.encode`
-    targets : compute "target" and "target_weight"
+    targets : {"sample", "batch", "none"}
+        "sample": each sample carries "target" and "target_weight"; "batch": they are
+        encoded once per batch by :meth:`TopDownTransform.collate` (the same values);
+        "none": no targets. ``True``/``False`` mean "sample"/"none".
     flip_prob, scale_factor, rotation_factor, rotation_prob, half_body_prob,
     half_body_min_keypoints : training augmentation (DESIGN.md section 4): flip with
         probability 0.5; scale x clip(1 + 0.35 z, 0.65, 1.35); rotation
@@ -79,7 +87,7 @@ class TransformConfig:
     sigma: float | None = None
     convention: str = "darkpose"
     encode_method: str = "unbiased"
-    targets: bool = True
+    targets: str | bool = "sample"
     flip_prob: float = 0.5
     scale_factor: float = 0.35
     rotation_factor: float = 45.0
@@ -102,6 +110,10 @@ class TransformConfig:
         if len(self.heatmap_size) != 2 or min(self.heatmap_size) < 1:
             raise ValueError(f"heatmap_size must be (W, H) >= 1, got {self.heatmap_size!r}")
         object.__setattr__(self, "heatmap_size", tuple(int(v) for v in self.heatmap_size))
+        if self.targets is True or self.targets is False:
+            object.__setattr__(self, "targets", "sample" if self.targets else "none")
+        if self.targets not in ("sample", "batch", "none"):
+            raise ValueError(f"targets must be 'sample', 'batch' or 'none', got {self.targets!r}")
         if self.sigma is None:
             object.__setattr__(self, "sigma", default_sigma(self.image_size))
         if not self.sigma > 0:
@@ -187,7 +199,7 @@ class TopDownTransform:
 
     def draw(
         self, keypoints: np.ndarray, center: np.ndarray, scale: np.ndarray, rng
-    ) -> tuple[np.ndarray, np.ndarray, float, bool, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, float, bool, tuple[float, float, float]]:
         """Draw one sample's augmentation.
 
         Always consumes the same nine numbers from ``rng`` (seven uniform, two normal), so
@@ -200,7 +212,7 @@ class TopDownTransform:
         cfg = self.config
         u = rng.random(7).tolist()
         z0, z1 = rng.standard_normal(2).tolist()
-        jit = 1.0 + cfg.color_jitter * (2.0 * np.asarray(u[4:]) - 1.0)
+        jit = tuple(1.0 + cfg.color_jitter * (2.0 * v - 1.0) for v in u[4:])
         if cfg.half_body_prob > 0 and u[0] < cfg.half_body_prob:
             labelled = keypoints[:, 2] > 0
             if labelled.sum() > cfg.half_body_min_keypoints:
@@ -253,7 +265,7 @@ class TopDownTransform:
     # -- image ----------------------------------------------------------------------------
 
     def normalize(
-        self, crop: np.ndarray, to_rgb: bool, jitter: np.ndarray | None = None
+        self, crop: np.ndarray, to_rgb: bool, jitter=None
     ) -> np.ndarray:
         """(H, W, 3) uint8 BGR crop -> (3, H, W) float32, channels in RGB or BGR order.
 
@@ -266,10 +278,10 @@ class TopDownTransform:
         b = self._b_rgb if to_rgb else self._b_rgb[::-1]
         out = np.empty((3, h, w), dtype=np.float32)
         planes = cv2.split(crop)
-        if jitter is None or np.all(jitter == 1.0):
-            for c in range(3):
-                np.multiply(planes[order[c]], a[c], out=out[c], dtype=np.float32)
-                out[c] += b[c]
+        if jitter is None or all(v == 1.0 for v in jitter):
+            for c in range(3):  # out[c] = plane * a + b, converted and scaled in one pass
+                p = planes[order[c]]
+                cv2.addWeighted(p, float(a[c]), p, 0.0, float(b[c]), dst=out[c], dtype=cv2.CV_32F)
             return out
         for c in range(3):
             out[c] = planes[order[c]]
@@ -303,11 +315,13 @@ class TopDownTransform:
         Returns
         -------
         dict with "image" (3, H, W) float32 tensor, "target" (K, h, w) and
-        "target_weight" (K,) float32 tensors (when ``config.targets``), and "meta":
+        "target_weight" (K,) float32 tensors (when ``config.targets == "sample"``), and
+        "meta":
         image_id, annotation_id, image_path, score, area; center (2,), scale (2,),
         rotation (degrees) and flipped actually used; keypoints (K, 3) in the image as
         annotated; keypoints_input (K, 3) in the input crop (left/right swapped when
-        flipped, zeros where unlabelled); image_to_input and heatmap_to_image (2, 3)
+        flipped, zeros where unlabelled); keypoints_heatmap (K, 3) the same in heatmap
+        pixels (the codec's input); image_to_input and heatmap_to_image (2, 3)
         float64 affines (the latter recovers image coordinates from decoded heatmap
         coordinates of this crop).
         """
@@ -328,23 +342,19 @@ class TopDownTransform:
 
         # Keypoints follow their labels: when flipped, left and right swap names.
         kp = keypoints[self._flip_index] if flipped else keypoints
-        xy, vis = kp[:, :2], kp[:, 2]
-        kp_input = np.empty_like(kp)
-        kp_input[:, :2] = xy @ a_in[:, :2].T + a_in[:, 2]
-        kp_input[:, 2] = vis
-        kp_input[vis <= 0, :2] = 0.0
+        vis = kp[:, 2:]
+        # both projections in one product: (K, 3) @ (3, 4) -> input (x, y), heatmap (x, y)
+        both = np.concatenate([kp[:, :2], np.ones_like(vis)], axis=1) @ np.concatenate(
+            [a_in, a_hm]
+        ).T
+        kp_input = np.concatenate([np.where(vis > 0, both[:, :2], 0.0), vis], axis=1)
+        kp_hm = np.concatenate([both[:, 2:], vis], axis=1)
 
         sample: dict[str, Any] = {"image": torch.from_numpy(pixels)}
-        if cfg.targets:
-            kp_hm = xy @ a_hm[:, :2].T + a_hm[:, 2]
-            target, weight = encode(
-                kp_hm[None], vis[None], cfg.heatmap_size, cfg.sigma, method=cfg.encode_method
-            )
-            weight = weight[0]
-            if cfg.use_joint_weights:
-                weight = weight * self.metadata.joint_weights
-            sample["target"] = torch.from_numpy(np.ascontiguousarray(target[0], np.float32))
-            sample["target_weight"] = torch.from_numpy(np.asarray(weight, np.float32))
+        if cfg.targets == "sample":
+            target, weight = self.encode(kp_hm[None])
+            sample["target"] = torch.from_numpy(target[0])
+            sample["target_weight"] = torch.from_numpy(weight[0])
         sample["meta"] = {
             "image_id": int(instance.image_id),
             "annotation_id": int(instance.annotation_id),
@@ -357,7 +367,42 @@ class TopDownTransform:
             "flipped": flipped,
             "keypoints": keypoints,
             "keypoints_input": kp_input,
+            "keypoints_heatmap": kp_hm,
             "image_to_input": a_in,
             "heatmap_to_image": _invert(a_hm),
         }
         return sample
+
+    # -- targets --------------------------------------------------------------------------
+
+    def encode(self, keypoints_heatmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Targets of keypoints in heatmap pixels, through :func:`darkpose.codec.encode`.
+
+        keypoints_heatmap (N, K, 3) (x, y, visibility) -> target (N, K, h, w) float32,
+        target_weight (N, K) float32 (times the joint weights if ``use_joint_weights``).
+        """
+        cfg = self.config
+        kp = np.asarray(keypoints_heatmap, dtype=np.float64)
+        target, weight = encode(
+            kp[..., :2], kp[..., 2], cfg.heatmap_size, cfg.sigma, method=cfg.encode_method
+        )
+        if cfg.use_joint_weights:
+            weight = weight * self.metadata.joint_weights
+        return np.ascontiguousarray(target, np.float32), np.ascontiguousarray(weight, np.float32)
+
+    def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        """``collate_fn`` for a DataLoader: stack the samples and, with
+        ``targets="batch"``, encode the batch's targets in one codec call.
+
+        Returns the batch as ``torch.utils.data.default_collate`` makes it, with "target"
+        (B, K, h, w) and "target_weight" (B, K) added in batch mode.
+        """
+        from torch.utils.data import default_collate
+
+        batch = default_collate(samples)
+        if self.config.targets == "batch":
+            kp = np.stack([s["meta"]["keypoints_heatmap"] for s in samples])
+            target, weight = self.encode(kp)
+            batch["target"] = torch.from_numpy(target)
+            batch["target_weight"] = torch.from_numpy(weight)
+        return batch
