@@ -63,7 +63,7 @@ def test_oracle_command_refuses_to_overwrite(coco_mini, tmp_path, capsys):
     assert set(data) == {"96x128"}
     assert set(data["96x128"]) == {
         "quantized+argmax", "quantized+shift", "unbiased+dark-reference", "unbiased+dark",
-        "ceiling", "ceiling+1.5px",
+        "ceiling", "ceiling+1.5px", "ceiling+tails",
     }
 
 

@@ -166,6 +166,12 @@ def test_half_body_crops_upper_or_lower_body():
         np.testing.assert_allclose(s, np.array([w, h]) / 200 * 1.5)
         seen.add(len(part))
     assert seen == {11, 6}
+    upper = TopDownTransform(
+        config(**{**NO_AUG, "half_body_prob": 1.0, "half_body_upper_prob": 1.0}), train=True
+    )
+    for seed in range(10):
+        c, *_ = upper.draw(kp, inst.center, inst.scale, np.random.default_rng(seed))
+        np.testing.assert_allclose(c, kp[:11, :2].mean(0))
     # at most 8 labelled keypoints: no half-body
     few = kp.copy()
     few[8:, 2] = 0

@@ -18,6 +18,9 @@ recovers keypoints just outside the frame and scores *above* that ceiling. The
 "ceiling+1.5px" row is the ceiling of that reach: exact coordinates clipped to the frame
 grown by 1.5 px, and keypoints whose (unbiased) target is empty (the encoder gives weight 0
 when the 3-sigma box lies outside the frame) at (0, 0), where every decoder puts them.
+The "ceiling+tails" row bounds any decode of these targets: the exact coordinates wherever
+the target is not empty (an uncapped continuation of the Gaussian tail would find them on
+noise-free targets), clipped to the frame where it is.
 """
 
 from __future__ import annotations
@@ -156,7 +159,8 @@ def oracle_table(
     Returns
     -------
     table : {"<W>x<H>": {"<encode>+<decode>": AP, ..., "ceiling": AP,
-        "ceiling+1.5px": AP}} (the last only when unbiased targets are among the codecs)
+        "ceiling+1.5px": AP, "ceiling+tails": AP}} (the last two only when unbiased targets
+        are among the codecs)
     details : {"<W>x<H>": {"out_of_frame": int, "labelled": int, "errors": {...}}} where
         errors[codec] = per-keypoint |decoded - exact| in heatmap pixels for labelled
         keypoints inside the frame, split by distance to the frame edge.
@@ -198,6 +202,8 @@ def oracle_table(
             empty = data["targets"]["unbiased"].max(axis=(2, 3)) <= 0
             reach[empty] = 0.0
             row[f"ceiling+{DARK_REACH:g}px"] = _ap(reach, data, gt)
+            tails = np.where(empty[..., None], _clip(kp, w, h, 0.0), kp)
+            row["ceiling+tails"] = _ap(tails, data, gt)
         key = json_key(size)
         table[key] = row
         details[key] = {

@@ -75,6 +75,8 @@ class TransformConfig:
         probability 0.5; scale x clip(1 + 0.35 z, 0.65, 1.35); rotation
         clip(45 z, -90, 90) degrees with probability 0.6; half-body with probability
         0.3 when more than 8 keypoints are labelled
+    half_body_upper_prob : probability of trying the upper body first (0.5; the reference's
+        ``np.random.randn() < 0.5`` makes it P(Z < 0.5) = 0.6915)
     color_jitter : brightness, contrast and saturation factors drawn uniformly in
         [1 - j, 1 + j] (0 disables; not in the official recipe)
     use_joint_weights : multiply target weights by the metadata's joint weights (the
@@ -94,6 +96,7 @@ class TransformConfig:
     rotation_prob: float = 0.6
     half_body_prob: float = 0.3
     half_body_min_keypoints: int = 8
+    half_body_upper_prob: float = 0.5
     color_jitter: float = 0.0
     use_joint_weights: bool = False
     mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
@@ -122,7 +125,7 @@ class TransformConfig:
             raise ValueError(
                 f"convention must be one of {geometry.CONVENTIONS}, got {self.convention!r}"
             )
-        for name in ("flip_prob", "rotation_prob", "half_body_prob"):
+        for name in ("flip_prob", "rotation_prob", "half_body_prob", "half_body_upper_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.scale_factor < 1.0:
@@ -181,7 +184,7 @@ class TopDownTransform:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         upper = keypoints[labelled & self._upper, :2]
         lower = keypoints[labelled & ~self._upper, :2]
-        if u_side < 0.5 and len(upper) > 2:
+        if u_side < self.config.half_body_upper_prob and len(upper) > 2:
             chosen = upper
         else:
             chosen = lower if len(lower) > 2 else upper
