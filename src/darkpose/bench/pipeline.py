@@ -136,7 +136,7 @@ def _stages(ds, transform: TopDownTransform, paths, flags, batch_size) -> dict[s
     draws = []
     for i in range(n):
         inst = ds.instance(i)
-        c, s, r, f, _ = transform.draw(inst.keypoints, inst.center, inst.scale, ds.rng(i))
+        c, s, r, f, _ = transform.draw(inst.keypoints, inst.center, inst.scale, ds.draws(i))
         a_in, a_hm = transform.affines(c, s, r, f, photos[i].shape[1])
         kp = inst.keypoints.copy()
         kp[:, :2] = kp[:, :2] @ a_hm[:, :2].T + a_hm[:, 2]
@@ -162,7 +162,7 @@ def _stages(ds, transform: TopDownTransform, paths, flags, batch_size) -> dict[s
         "normalise": timed(lambda i: transform.normalize(crops[i], True)),
         "encode_per_sample": timed(lambda i: transform.encode(kp_all[i : i + 1])),
         "encode_batched": timed(lambda j: transform.encode(batches[j]), len(batches)),
-        "transform_total": timed(lambda i: transform(photos[i], ds.instance(i), ds.rng(i))),
+        "transform_total": timed(lambda i: transform(photos[i], ds.instance(i), ds.draws(i))),
     }
 
 

@@ -5,12 +5,15 @@ so the box geometry is computed once for all boxes; the COCO and MPII loaders on
 these arrays. ``dataset[i]`` reads the photo; with a transform it returns a training or
 test sample, otherwise the instance with its image.
 
-Randomness: a sample's augmentation is drawn from a counter-based generator (Philox) keyed
-by (seed, epoch) with the sample index in its counter, so a sample depends only on
-(seed, epoch, index), never on which DataLoader worker makes it or in what order, and the
-streams of different samples never overlap. Call :meth:`TopDownDataset.set_epoch` before
-each epoch (in the main process, before the DataLoader iterator is created; with
-``persistent_workers=True`` the workers keep the epoch they were started with).
+Randomness: every sample's augmentation uses nine numbers (seven uniform, two normal).
+For an epoch they are drawn at once, as a table with one row per instance, from a Philox
+generator keyed by (seed, epoch): row i is the uniform stream's values 9i .. 9i+8 (the
+normals made from two of them by Box-Muller), so a sample depends only on (seed, epoch,
+index), never on which DataLoader worker makes it, in what order, or on the dataset's
+length. Call :meth:`TopDownDataset.set_epoch` before each epoch (in the main process,
+before the DataLoader iterator is created; with ``persistent_workers=True`` the workers
+keep the epoch they were started with). The table costs 72 bytes per instance and a few
+milliseconds per epoch and worker.
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ class TopDownDataset(Dataset):
     areas, scores : (N,)
     metadata : KeypointMetadata
     transform : callable or None
-        ``transform(image_bgr, instance, rng, to_rgb) -> sample``, e.g.
+        ``transform(image_bgr, instance, draws, to_rgb) -> sample`` (``draws``: the
+        sample's nine random numbers, :meth:`draws`), e.g.
         :class:`darkpose.data.transforms.TopDownTransform`.
     color : {"rgb", "bgr"}
         Channel order of the images this dataset yields (raw or transformed).
@@ -108,6 +112,7 @@ class TopDownDataset(Dataset):
         n = len(image_paths)
         k = metadata.num_keypoints
         self.image_paths = [Path(p) for p in image_paths]
+        self._path_strings = [str(p) for p in self.image_paths]
         self.image_ids = np.asarray(image_ids, dtype=np.int64).reshape(n)
         self.annotation_ids = np.asarray(annotation_ids, dtype=np.int64).reshape(n)
         self.boxes = np.asarray(boxes, dtype=np.float64).reshape(n, 4)
@@ -123,6 +128,8 @@ class TopDownDataset(Dataset):
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.seed = int(seed)
         self.epoch = 0
+        self._table: np.ndarray | None = None
+        self._table_key: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -133,43 +140,58 @@ class TopDownDataset(Dataset):
             raise ValueError(f"epoch must be in [0, 2**64), got {epoch}")
         self.epoch = int(epoch)
 
-    def rng(self, index: int) -> np.random.Generator:
-        """The generator a sample's augmentation is drawn from: a function of
-        (seed, epoch, index) only.
+    def draws(self, index: int) -> np.ndarray:
+        """The nine numbers (seven uniform in [0, 1), two standard normal) of a sample's
+        augmentation: a function of (seed, epoch, index) only (see the module docstring)."""
+        key = (self.seed, self.epoch)
+        if self._table is None or self._table_key != key:
+            bits = np.random.Philox(key=np.array(key, dtype=np.uint64))
+            u = np.random.Generator(bits).random((len(self), 9))
+            r = np.sqrt(-2.0 * np.log1p(-u[:, 7]))  # 1 - u in (0, 1]: finite log
+            u[:, 7], u[:, 8] = r * np.cos(2 * np.pi * u[:, 8]), r * np.sin(2 * np.pi * u[:, 8])
+            self._table, self._table_key = u, key
+        return self._table[index]
 
-        Philox4x64 with key (seed, epoch) and the index in the third counter word: draws
-        advance the lowest words, so no two samples' streams can meet (and it is cheaper to
-        make than a generator seeded through ``SeedSequence``).
-        """
-        key = np.array([self.seed, self.epoch], dtype=np.uint64)
-        counter = np.array([0, 0, int(index) % 2**64, 0], dtype=np.uint64)
-        return np.random.Generator(np.random.Philox(key=key, counter=counter))
-
-    def instance(self, index: int) -> PersonInstance:
-        """The ``index``-th person instance (no image read)."""
+    def _index(self, index: int) -> int:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} instances")
-        index = int(index) % len(self)
+        return int(index) % len(self)
+
+    def instance(self, index: int) -> PersonInstance:
+        """The ``index``-th person instance (no image read); its arrays are copies."""
+        i = self._index(index)
         return PersonInstance(
-            image_path=self.image_paths[index],
-            image_id=int(self.image_ids[index]),
-            annotation_id=int(self.annotation_ids[index]),
-            box=self.boxes[index].copy(),
-            center=self.centers[index].copy(),
-            scale=self.scales[index].copy(),
-            keypoints=self.keypoints[index].copy(),
-            area=float(self.areas[index]),
-            score=float(self.scores[index]),
+            image_path=self.image_paths[i],
+            image_id=int(self.image_ids[i]),
+            annotation_id=int(self.annotation_ids[i]),
+            box=self.boxes[i].copy(),
+            center=self.centers[i].copy(),
+            scale=self.scales[i].copy(),
+            keypoints=self.keypoints[i].copy(),
+            area=float(self.areas[i]),
+            score=float(self.scores[i]),
         )
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        inst = self.instance(index)
         if self.transform is None:
+            inst = self.instance(index)
             item = inst.as_dict()
             item["image"] = read_image(inst.image_path, self.color)
             item["index"] = int(index)
             return item
+        i = self._index(index)
+        inst = PersonInstance(  # read-only views: the transform does not modify them
+            image_path=self._path_strings[i],
+            image_id=int(self.image_ids[i]),
+            annotation_id=int(self.annotation_ids[i]),
+            box=self.boxes[i],
+            center=self.centers[i],
+            scale=self.scales[i],
+            keypoints=self.keypoints[i],
+            area=float(self.areas[i]),
+            score=float(self.scores[i]),
+        )
         image = read_image(inst.image_path, "bgr")
-        sample = self.transform(image, inst, self.rng(index), to_rgb=self.color == "rgb")
-        sample["meta"]["index"] = int(index)
+        sample = self.transform(image, inst, self.draws(i), to_rgb=self.color == "rgb")
+        sample["meta"]["index"] = i
         return sample

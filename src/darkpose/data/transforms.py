@@ -205,16 +205,20 @@ class TopDownTransform:
     ) -> tuple[np.ndarray, np.ndarray, float, bool, tuple[float, float, float]]:
         """Draw one sample's augmentation.
 
-        Always consumes the same nine numbers from ``rng`` (seven uniform, two normal), so
-        that a sample's parameters do not depend on which branches are taken.
+        ``rng`` is a numpy Generator, or the nine numbers already drawn (seven uniform in
+        [0, 1), two standard normal; :meth:`TopDownDataset.draws`). A sample always uses
+        all nine, so its parameters do not depend on which branches are taken.
 
         Returns
         -------
         center (2,), scale (2,), rotation (degrees), flipped, jitter (3,) factors
         """
         cfg = self.config
-        u = rng.random(7).tolist()
-        z0, z1 = rng.standard_normal(2).tolist()
+        if isinstance(rng, np.random.Generator):
+            u = rng.random(7).tolist()
+            z0, z1 = rng.standard_normal(2).tolist()
+        else:
+            *u, z0, z1 = np.asarray(rng, dtype=np.float64).tolist()
         jit = tuple(1.0 + cfg.color_jitter * (2.0 * v - 1.0) for v in u[4:])
         if cfg.half_body_prob > 0 and u[0] < cfg.half_body_prob:
             labelled = keypoints[:, 2] > 0
@@ -312,7 +316,8 @@ class TopDownTransform:
         ----------
         image : (H_img, W_img, 3) uint8, BGR as decoded by OpenCV
         instance : :class:`darkpose.data.base.PersonInstance` (center, scale, keypoints...)
-        rng : numpy Generator; required when ``train``
+        rng : numpy Generator or the sample's nine numbers (see :meth:`draw`); required
+            when ``train``
         to_rgb : output channels in RGB order (else BGR)
 
         Returns
@@ -364,11 +369,11 @@ class TopDownTransform:
             "image_path": str(instance.image_path),
             "score": float(instance.score),
             "area": float(instance.area),
-            "center": center,
-            "scale": scale,
+            "center": np.array(center, dtype=np.float64),
+            "scale": np.array(scale, dtype=np.float64),
             "rotation": float(rotation),
             "flipped": flipped,
-            "keypoints": keypoints,
+            "keypoints": keypoints.copy(),
             "keypoints_input": kp_input,
             "keypoints_heatmap": kp_hm,
             "image_to_input": a_in,
