@@ -195,3 +195,20 @@ class TopDownDataset(Dataset):
         sample = self.transform(image, inst, self.draws(i), to_rgb=self.color == "rgb")
         sample["meta"]["index"] = i
         return sample
+
+
+def check_transform(transform, image_size, convention) -> None:
+    """A transform must crop with the geometry the boxes were prepared for."""
+    cfg = getattr(transform, "config", None)
+    if cfg is None:
+        return
+    t_size = tuple(cfg.image_size)
+    if abs(t_size[0] / t_size[1] - image_size[0] / image_size[1]) > 1e-9:
+        raise ValueError(
+            f"transform image_size {t_size} has another aspect ratio than the dataset's "
+            f"image_size {tuple(image_size)}"
+        )
+    if cfg.convention != convention:
+        raise ValueError(
+            f"transform convention {cfg.convention!r} differs from the dataset's {convention!r}"
+        )

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from darkpose.data._io import read_json, require_field
-from darkpose.data.base import TopDownDataset
+from darkpose.data.base import TopDownDataset, check_transform
 from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
 from darkpose.geometry import area_from_scale, boxes_to_center_scale, clean_boxes
 
@@ -130,7 +130,7 @@ class CocoKeypointDataset(TopDownDataset):
         image_dir = Path(image_dir)
         if not image_dir.is_dir():
             raise FileNotFoundError(f"image folder not found: {image_dir}")
-        _check_transform(transform, image_size, convention)
+        check_transform(transform, image_size, convention)
         where = str(self.ann_file)
         raw = read_json(self.ann_file, "annotation file")
         if not isinstance(raw, dict):
@@ -281,21 +281,4 @@ class CocoKeypointDataset(TopDownDataset):
             np.zeros((n, k, 3)),
             np.zeros(n),
             np.asarray(scores, dtype=np.float64).reshape(n),
-        )
-
-
-def _check_transform(transform, image_size, convention) -> None:
-    """A transform must crop with the geometry the boxes were prepared for."""
-    cfg = getattr(transform, "config", None)
-    if cfg is None:
-        return
-    t_size = tuple(cfg.image_size)
-    if abs(t_size[0] / t_size[1] - image_size[0] / image_size[1]) > 1e-9:
-        raise ValueError(
-            f"transform image_size {t_size} has another aspect ratio than the dataset's "
-            f"image_size {tuple(image_size)}"
-        )
-    if cfg.convention != convention:
-        raise ValueError(
-            f"transform convention {cfg.convention!r} differs from the dataset's {convention!r}"
         )

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from darkpose.data._io import read_json, require_field
-from darkpose.data.base import TopDownDataset
+from darkpose.data.base import TopDownDataset, check_transform
 from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
 from darkpose.geometry import BOX_PADDING, area_from_scale, center_scale_to_boxes
 
@@ -60,15 +60,13 @@ class MpiiDataset(TopDownDataset):
         color: str = "rgb",
         seed: int = 0,
     ) -> None:
-        from darkpose.data.coco import _check_transform
-
         meta = load_metadata(metadata)
         k = meta.num_keypoints
         self.ann_file = Path(ann_file)
         image_dir = Path(image_dir)
         if not image_dir.is_dir():
             raise FileNotFoundError(f"image folder not found: {image_dir}")
-        _check_transform(transform, image_size, convention)
+        check_transform(transform, image_size, convention)
         where = str(self.ann_file)
         entries = read_json(self.ann_file, "annotation file")
         if not isinstance(entries, list):
