@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from codec_reference import decode_loop
 
+from codec_reference import decode_loop
 from darkpose.codec import decode, encode, gaussian_kernel
 from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
 
@@ -20,7 +20,9 @@ def gaussian_maps(rng, n, k, sigma=2.0, spread="uniform", size=SIZE):
 
 @pytest.mark.parametrize("size", [1, 3, 5, 7, 9, 11, 13, 17, 25])
 def test_kernel_is_opencvs(size):
-    np.testing.assert_allclose(gaussian_kernel(size), cv2.getGaussianKernel(size, 0)[:, 0], rtol=1e-15, atol=0)
+    np.testing.assert_allclose(
+        gaussian_kernel(size), cv2.getGaussianKernel(size, 0)[:, 0], rtol=1e-15, atol=0
+    )
 
 
 def test_argmax_is_the_first_integer_maximum():
@@ -250,7 +252,11 @@ def test_empty_batches(method):
 @pytest.mark.parametrize(
     ("maps", "kwargs", "message"),
     [
-        (np.zeros((17, 64, 48), np.float32), {}, r"expected 4 dimensions \(N, K, H, W\), got shape \(17, 64, 48\)"),
+        (
+            np.zeros((17, 64, 48), np.float32),
+            {},
+            r"expected 4 dimensions \(N, K, H, W\), got shape \(17, 64, 48\)",
+        ),
         (np.zeros((1, 1, 8, 8), np.int32), {}, r"expected a floating-point array, got .*int32"),
         (np.zeros((1, 1, 0, 8), np.float32), {}, r"expected H >= 1 and W >= 1"),
         (np.zeros((1, 1, 8, 8), np.float32), {"blur_kernel": 4}, r"blur_kernel: expected an odd positive"),
@@ -321,3 +327,14 @@ def test_large_batch_uses_chunks_and_agrees_with_small_batches():
     whole, _ = decode(maps)
     pieces = np.concatenate([decode(maps[i : i + 7])[0] for i in range(0, 96, 7)])
     np.testing.assert_array_equal(whole, pieces)
+
+
+def test_dark_recovers_peaks_just_outside_the_frame_up_to_its_step_limit():
+    kp = np.array([[[-1.2, 30.4], [20.6, 64.1], [-0.4, -0.7], [-3.0, 30.0]]])
+    maps, weights = encode(kp, np.ones((1, 4)), SIZE, 2.0)
+    assert weights.tolist() == [[1, 1, 1, 1]]
+    coords, _ = decode(maps, "dark")
+    np.testing.assert_allclose(coords[0, :3], kp[0, :3], atol=5e-3)
+    np.testing.assert_allclose(coords[0, 3], [-1.5, 30.0], atol=1e-3)  # the step is clipped
+    ref, _ = decode(maps, "dark-reference")
+    assert np.abs(ref[0, :3] - kp[0, :3]).max() > 0.5

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from codec_reference import encode_loop
 
+from codec_reference import encode_loop
 from darkpose.codec import encode
 
 
@@ -109,3 +109,18 @@ def test_input_is_not_modified():
     kp_copy = kp.copy()
     encode(kp, np.ones((1, 1)), (8, 8), 1.0, method="quantized")
     np.testing.assert_array_equal(kp, kp_copy)
+
+
+def test_out_buffer_is_filled_and_returned_and_checked():
+    kp = np.array([[[3.2, 4.9]], [[1.0, 1.0]]])
+    buffer = np.full((2, 1, 8, 6), 7.0, dtype=np.float32)
+    maps, weights = encode(kp, np.array([[1], [0]]), (6, 8), 1.0, out=buffer)
+    assert maps is buffer
+    np.testing.assert_array_equal(buffer, encode(kp, np.array([[1], [0]]), (6, 8), 1.0)[0])
+    tensor_buffer = torch.empty((2, 1, 8, 6))
+    maps, _ = encode(torch.from_numpy(kp), torch.ones(2, 1), (6, 8), 1.0, out=tensor_buffer)
+    assert maps is tensor_buffer
+    with pytest.raises(ValueError, match=r"out: expected a float32 array of shape \(2, 1, 8, 6\)"):
+        encode(kp, np.ones((2, 1)), (6, 8), 1.0, out=np.zeros((2, 1, 6, 8), np.float32))
+    with pytest.raises(ValueError, match=r"out: expected a float32"):
+        encode(kp, np.ones((2, 1)), (6, 8), 1.0, out=np.zeros((2, 1, 8, 6), np.float64))

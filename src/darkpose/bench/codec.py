@@ -69,11 +69,17 @@ def decode_loop(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
     return coords
 
 
-def encode_loop(keypoints: np.ndarray, size: tuple[int, int], sigma: float, method: str) -> np.ndarray:
+def encode_loop(
+    keypoints: np.ndarray, size: tuple[int, int], sigma: float, method: str, out: np.ndarray | None = None
+) -> np.ndarray:
     """The baseline encode: one Gaussian at a time (whole grid, or HRNet's 3-sigma patch)."""
     n, k = keypoints.shape[:2]
     width, height = size
-    maps = np.zeros((n, k, height, width), dtype=np.float32)
+    if out is None:
+        maps = np.zeros((n, k, height, width), dtype=np.float32)
+    else:
+        maps = out
+        maps.fill(0.0)
     xs = np.arange(width, dtype=np.float32)
     ys = np.arange(height, dtype=np.float32)[:, None]
     reach = int(3 * sigma)
@@ -100,78 +106,85 @@ def run(args: argparse.Namespace) -> int:
     maps = noisy_heatmaps(rng, truth, size, args.sigma, noise=args.noise)
     tensor = torch.from_numpy(maps)
     count = args.n * args.k
+    info = machine()
     print(
         f"heatmaps: N={args.n} K={args.k} {size[0]}x{size[1]} float32, sigma {args.sigma}, "
-        f"noise {args.noise}, keypoints spread '{args.spread}'; blur kernel {args.kernel}"
+        f"noise {args.noise}, keypoints spread '{args.spread}'; blur kernel {args.kernel}\n"
+        f"machine: {info['cpu_count']} cores, torch {info['torch']} on {info['torch_threads']} threads"
     )
-    info = machine()
-    print(f"machine: {info['cpu_count']} cores, torch {info['torch']} on {info['torch_threads']} threads")
 
     flat = maps.reshape(count, -1)
     results: dict[str, dict] = {}
-    floor = time_call(lambda: flat.argmax(axis=1), args.repeats)["median_s"]
-    results["floor: np.argmax"] = {"median_s": floor}
-    torch_floor = time_call(lambda: tensor.reshape(count, -1).argmax(dim=1), args.repeats)["median_s"]
-    results["torch.argmax"] = {"median_s": torch_floor}
+
+    def record(name: str, seconds: float, coords: np.ndarray | None = None) -> None:
+        results[name] = {"median_s": seconds, "keypoints_per_s": count / seconds}
+        if coords is not None:
+            results[name]["mean_error_px"] = _error(coords, truth)
+
+    record("floor: np.argmax (numpy)", time_call(lambda: flat.argmax(axis=1), args.repeats)["median_s"])
+    record(
+        "torch.argmax (torch)",
+        time_call(lambda: tensor.reshape(count, -1).argmax(dim=1), args.repeats)["median_s"],
+    )
     print(f"timing the per-keypoint loop ({count} keypoints, {args.loop_repeats} runs) ...", flush=True)
     loop = time_call(lambda: decode_loop(maps, args.kernel), args.loop_repeats, warmup=0)["median_s"]
-    loop_coords = decode_loop(maps, args.kernel)
-    results["baseline: per-keypoint loop"] = {"median_s": loop, "error_px": _error(loop_coords, truth)}
-
-    rows = [
-        ["floor: np.argmax", "numpy", _ms(floor), _rate(count, floor), "1.00", _times(loop, floor), ""],
-        ["torch.argmax", "torch", _ms(torch_floor), _rate(count, torch_floor), _x(torch_floor, floor),
-         _times(loop, torch_floor), ""],
-        ["baseline: loop", "numpy", _ms(loop), _rate(count, loop), _x(loop, floor), "1", _err(loop_coords, truth)],
-    ]  # fmt: skip
+    record("baseline: per-keypoint loop (numpy)", loop, decode_loop(maps, args.kernel))
     for method in DECODE_METHODS:
         for kind, data in (("numpy", maps), ("torch", tensor)):
-            t = time_call(lambda data=data, method=method: decode(data, method, args.kernel), args.repeats)["median_s"]
-            coords = np.asarray(decode(data, method, args.kernel)[0])
-            results[f"decode {method} ({kind})"] = {"median_s": t, "error_px": _error(coords, truth)}
-            rows.append(
-                [f"decode {method}", kind, _ms(t), _rate(count, t), _x(t, floor), _times(loop, t), _err(coords, truth)]
-            )
+            seconds = time_call(lambda d=data, m=method: decode(d, m, args.kernel), args.repeats)["median_s"]
+            record(f"decode {method} ({kind})", seconds, np.asarray(decode(data, method, args.kernel)[0]))
+
+    floor = results["floor: np.argmax (numpy)"]["median_s"]
+    rows = []
+    for name, r in results.items():
+        label, kind = name.rsplit(" (", 1)
+        rows.append(
+            [label, kind.rstrip(")"), f"{r['median_s'] * 1e3:.2f}", _rate(r["keypoints_per_s"]),
+             f"{r['median_s'] / floor:.2f}", f"{loop / r['median_s']:.0f}",
+             f"{r['mean_error_px']:.4f}" if "mean_error_px" in r else ""]
+        )  # fmt: skip
     print()
     print(table(rows, ["decode", "input", "ms", "keypoints/s", "x floor", "x faster than loop", "mean error px"]))
 
     visible = np.ones((args.n, args.k))
+    buffer = np.empty_like(maps)
     enc_rows = []
     for method in ENCODE_METHODS:
-        t = time_call(lambda method=method: encode(truth, visible, size, args.sigma, method), args.repeats)
-        t_loop = time_call(lambda method=method: encode_loop(truth, size, args.sigma, method), args.loop_repeats)
-        results[f"encode {method}"] = {"median_s": t["median_s"], "loop_median_s": t_loop["median_s"]}
-        enc_rows.append(
-            [f"encode {method}", "numpy", _ms(t["median_s"]), _ms(t_loop["median_s"]),
-             _times(t_loop["median_s"], t["median_s"])]
-        )  # fmt: skip
+        for output, out in (("new array", None), ("reused buffer", buffer)):
+            fast = time_call(lambda m=method, o=out: encode(truth, visible, size, args.sigma, m, out=o), args.repeats)
+            slow = time_call(lambda m=method, o=out: encode_loop(truth, size, args.sigma, m, o), args.loop_repeats)
+            fast, slow = fast["median_s"], slow["median_s"]
+            results[f"encode {method} ({output})"] = {"median_s": fast, "loop_median_s": slow}
+            enc_rows.append(
+                [f"encode {method}", output, f"{fast * 1e3:.2f}", f"{slow * 1e3:.2f}", f"{slow / fast:.1f}"]
+            )
     print()
-    print(table(enc_rows, ["encode", "input", "ms", "loop ms", "x faster than loop"]))
+    print(table(enc_rows, ["encode", "output", "ms", "loop ms", "x faster than loop"]))
 
     checks = _targets(results)
     print()
     for text, ok in checks:
         print(f"[{'met' if ok else 'MISSED'}] {text}")
-    write_json(target, {"config": vars(args) | {"size": list(size)}, "machine": info, "results": results,
-                        "targets": {text: ok for text, ok in checks}})  # fmt: skip
+    config = vars(args) | {"size": list(size)}
+    write_json(target, {"config": config, "machine": info, "results": results, "targets": dict(checks)})
     return 0
 
 
 def _targets(results: dict[str, dict]) -> list[tuple[str, bool]]:
-    floor = results["floor: np.argmax"]["median_s"]
-    loop = results["baseline: per-keypoint loop"]["median_s"]
+    floor = results["floor: np.argmax (numpy)"]["median_s"]
+    loop = results["baseline: per-keypoint loop (numpy)"]["median_s"]
     checks = []
     for kind in ("numpy", "torch"):
         t = results[f"decode dark ({kind})"]["median_s"]
-        checks.append((f"dark ({kind}) within {TARGETS['dark_vs_floor']:g}x the argmax floor: {t / floor:.2f}x",
-                       t / floor <= TARGETS["dark_vs_floor"]))  # fmt: skip
-        checks.append((f"dark ({kind}) at least {TARGETS['dark_vs_loop']:g}x faster than the loop: {loop / t:.0f}x",
-                       loop / t >= TARGETS["dark_vs_loop"]))  # fmt: skip
+        limit, speedup = TARGETS["dark_vs_floor"], TARGETS["dark_vs_loop"]
+        checks.append((f"dark ({kind}) within {limit:g}x the argmax floor: {t / floor:.2f}x", t / floor <= limit))
+        checks.append((f"dark ({kind}) >= {speedup:g}x faster than the loop: {loop / t:.0f}x", loop / t >= speedup))
     for method in ENCODE_METHODS:
-        r = results[f"encode {method}"]
-        ratio = r["loop_median_s"] / r["median_s"]
-        checks.append((f"encode {method} at least {TARGETS['encode_vs_loop']:g}x faster than its loop: {ratio:.0f}x",
-                       ratio >= TARGETS["encode_vs_loop"]))  # fmt: skip
+        for output in ("new array", "reused buffer"):
+            r = results[f"encode {method} ({output})"]
+            ratio, limit = r["loop_median_s"] / r["median_s"], TARGETS["encode_vs_loop"]
+            text = f"encode {method} ({output}) >= {limit:g}x faster than its loop: {ratio:.1f}x"
+            checks.append((text, ratio >= limit))
     return checks
 
 
@@ -179,21 +192,5 @@ def _error(coords: np.ndarray, truth: np.ndarray) -> float:
     return float(np.linalg.norm(coords - truth, axis=-1).mean())
 
 
-def _err(coords, truth) -> str:
-    return f"{_error(coords, truth):.4f}"
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.2f}"
-
-
-def _rate(count: int, seconds: float) -> str:
-    return f"{count / seconds / 1e6:.2f}M" if count / seconds >= 1e6 else f"{count / seconds / 1e3:.1f}k"
-
-
-def _x(seconds: float, floor: float) -> str:
-    return f"{seconds / floor:.2f}"
-
-
-def _times(loop: float, seconds: float) -> str:
-    return f"{loop / seconds:.0f}"
+def _rate(per_second: float) -> str:
+    return f"{per_second / 1e6:.2f}M" if per_second >= 1e6 else f"{per_second / 1e3:.1f}k"

@@ -38,9 +38,7 @@ def to_tensor(array: Any, name: str) -> tuple[torch.Tensor, bool]:
         converted = np.asarray(array)
     except Exception as exc:  # pragma: no cover - message only
         raise ValueError(f"{name}: expected a NumPy array or torch tensor, got {type(array)}") from exc
-    if converted.dtype == object or not (
-        np.issubdtype(converted.dtype, np.number) or converted.dtype == bool
-    ):
+    if converted.dtype == object or not (np.issubdtype(converted.dtype, np.number) or converted.dtype == bool):
         raise ValueError(f"{name}: expected a numeric array, got {type(array).__name__}")
     return torch.from_numpy(np.ascontiguousarray(converted)), True
 

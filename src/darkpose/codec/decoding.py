@@ -50,7 +50,6 @@ _TAPS = (
 _C, _XP, _XM, _XPP, _XMM, _YP, _YM, _YPP, _YMM, _PP, _PM, _MP, _MM = range(13)
 
 _LOG_FLOOR = 1e-10  # the reference's clamp before the log
-_GUARD = True
 _MAX_STEP = 1.5  # "dark": the Taylor step is clipped to this many pixels per axis
 _MAX_LOG_RATIO = 30.0  # bound on the continuation ratio beyond the border, exp(30) ~ 1e13
 
@@ -120,13 +119,15 @@ def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[
         return to_caller(coords, was_numpy), to_caller(scores, was_numpy)
 
     maps = hm.reshape(n * k, height * width)
+    if maps.dtype not in (torch.float32, torch.float64):
+        maps = maps.to(torch.float32)  # the computation runs in float32 (or float64 for float64 input)
     if not maps.is_contiguous():
         maps = maps.contiguous()
     R = kernel_size // 2 + 2 if method.startswith("dark") else 0  # window radius
     index, score, blurred = _locate(maps, height, width, kernel_size, R)
     index, score, recheck = _ignore_non_finite(maps, index, score)
     x, y = index % width, index // width
-    coords = torch.stack((x, y), dim=-1).to(torch.float64)
+    coords = torch.stack((x, y), dim=-1).to(maps.dtype)
     if method == "shift":
         coords += _quarter_shift(maps, x, y, height, width)
     elif method.startswith("dark"):
@@ -148,76 +149,67 @@ def _locate(maps, height, width, kernel_size, R):
     """Integer maximum of each map, its value, and the blur at the 13 taps around it.
 
     Returns ``index`` (M,) flat argmax (NaN counts as the maximum), ``score`` (M,) and
-    ``blurred`` (13, M) float64 or None: the taps of the S x S window (S = 2R + 1) centred on
+    ``blurred`` (13, M) or None: the taps of the S x S window (S = 2R + 1) centred on
     the maximum, read from the block of the frame nearest to it. They are exact wherever
     the window fits the frame; the caller redoes the others (:func:`_blurred_taps`).
     ``blurred`` is None when R is 0 or the frame is smaller than S x S.
+
+    The maps are processed in chunks small enough to stay in cache between the argmax and
+    the window reads; on the CPU the chunks run on parallel threads (NumPy's argmax and
+    torch's copies and matrix products release the GIL).
     """
     S = 2 * R + 1
     want = R > 0 and height >= S and width >= S
-    m = maps.shape[0]
-    if maps.device.type == "cpu" and maps.dtype in (torch.float16, torch.float32, torch.float64):
-        # NumPy's argmax is about 4x faster than torch's on CPU and, like NumPy's fancy
-        # indexing, releases the GIL: chunks of maps run on parallel threads, each reading
-        # its windows while its maps are still in cache. Nothing is copied but the windows.
-        array = maps.numpy()
-        view = _window_view(array.reshape(-1), width, S) if want else None
-        windows = np.empty((m, S, S), dtype=array.dtype) if want else None
-        index = np.empty(m, dtype=np.int64)
+    m, plane = maps.shape[0], height * width
+    device = maps.device
+    index = torch.empty(m, dtype=torch.int64, device=device)
+    blurred = torch.empty((13, m), dtype=maps.dtype, device=device) if want else None
+    if want:
+        flat = maps.reshape(-1)
+        rows_view = flat.as_strided((flat.numel() - S + 1, S), (1, 1))  # S values from each start
+        row_starts = _window_row_starts(height, width, R, device)  # (H*W, S)
+        weights = _tap_weights(kernel_size, device, maps.dtype)
 
-        def work(lo: int, hi: int) -> None:
-            index[lo:hi] = idx = array[lo:hi].argmax(axis=1)
-            if view is not None:
-                top = np.clip(idx // width - R, 0, height - S)
-                left = np.clip(idx % width - R, 0, width - S)
-                windows[lo:hi] = view[np.arange(lo, hi) * (height * width) + top * width + left]
+    def work(lo: int, hi: int) -> None:
+        idx = _argmax_rows(maps[lo:hi])
+        index[lo:hi] = idx
+        if want:
+            first = torch.arange(lo * plane, hi * plane, plane, device=device)[:, None] + row_starts[idx]
+            windows = rows_view.index_select(0, first.reshape(-1))
+            blurred[:, lo:hi] = weights @ windows.reshape(hi - lo, S * S).T
 
-        _in_chunks(work, m, height * width)
-        index = torch.from_numpy(index)
-        blurred = None
-        if want:
-            weights = _tap_weights(kernel_size, maps.device, maps.dtype)
-            blurred = (weights @ torch.from_numpy(windows).reshape(m, S * S).T).to(torch.float64)
-    else:
-        index = maps.argmax(dim=1)
-        blurred = None
-        if want:
-            top = (index // width - R).clamp(0, height - S)
-            left = (index % width - R).clamp(0, width - S)
-            start = torch.arange(m, device=maps.device) * (height * width) + top * width + left
-            rows = (start[:, None] + torch.arange(0, S * width, width, device=maps.device)).reshape(-1)
-            flat = maps.reshape(-1)
-            windows = flat.as_strided((flat.numel() - S + 1, S), (1, 1)).index_select(0, rows)
-            weights = _tap_weights(kernel_size, maps.device, maps.dtype)
-            blurred = (weights @ windows.reshape(m, S * S).T).to(torch.float64)
+    _in_chunks(work, m, plane, parallel=device.type == "cpu")
     score = maps.gather(1, index[:, None])[:, 0]
     return index, score, blurred
 
 
-def _window_view(flat: np.ndarray, width: int, S: int) -> np.ndarray:
-    """A read-only strided view whose entry i is the S x S block that starts at flat[i]
-    in an image of the given width."""
-    step = flat.itemsize
-    return np.lib.stride_tricks.as_strided(
-        flat, shape=(flat.size - (S - 1) * (width + 1), S, S), strides=(step, width * step, step), writeable=False
-    )
+def _argmax_rows(maps: torch.Tensor) -> torch.Tensor:
+    """Flat argmax of each row; NaN counts as the maximum."""
+    if maps.device.type == "cpu":
+        # NumPy's argmax is about 4x faster than torch's on CPU (the array is shared, not copied)
+        return torch.from_numpy(maps.numpy().argmax(axis=1))
+    return maps.argmax(dim=1)
 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_CPUS = os.cpu_count() or 1
 _CHUNK_VALUES = 3 << 20  # 12 MB of float32 maps per chunk: read twice while in cache
 
 
-def _in_chunks(work, m, values_per_map):
-    """Run ``work(lo, hi)`` over chunks of the M maps, on torch's number of CPU threads."""
+def _in_chunks(work, m, values_per_map, parallel):
+    """Run ``work(lo, hi)`` over chunks of the M maps, on up to torch's number of threads."""
     global _POOL
     per_chunk = max(64, _CHUNK_VALUES // max(values_per_map, 1))
     bounds = [(lo, min(lo + per_chunk, m)) for lo in range(0, m, per_chunk)]
-    threads = min(torch.get_num_threads(), os.cpu_count() or 1, len(bounds))
+    threads = min(torch.get_num_threads(), _CPUS, len(bounds)) if parallel else 1
     if threads <= 1:
-        return [work(lo, hi) for lo, hi in bounds]
+        for lo, hi in bounds:
+            work(lo, hi)
+        return
     if _POOL is None or _POOL._max_workers < threads:  # noqa: SLF001
         _POOL = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="darkpose-decode")
-    return list(_POOL.map(lambda b: work(*b), bounds))
+    for future in [_POOL.submit(work, lo, hi) for lo, hi in bounds]:
+        future.result()
 
 
 def _ignore_non_finite(maps, index, score):
@@ -230,7 +222,7 @@ def _ignore_non_finite(maps, index, score):
     bad = ~torch.isfinite(score)
     if not bool(bad.any()):
         return index, score, bad
-    rows = torch.nan_to_num(maps[bad].to(torch.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    rows = torch.nan_to_num(maps[bad], nan=0.0, posinf=0.0, neginf=0.0)
     index, score = index.clone(), score.clone()
     index[bad] = rows.argmax(dim=1)
     score[bad] = rows.gather(1, index[bad][:, None])[:, 0].to(score.dtype)
@@ -247,7 +239,7 @@ def _quarter_shift(maps, x, y, height, width):
     def at(dx, dy):
         xx = (x + dx).clamp(0, width - 1)
         yy = (y + dy).clamp(0, height - 1)
-        return torch.nan_to_num(maps[row, yy * width + xx].to(torch.float64), 0.0, 0.0, 0.0)
+        return torch.nan_to_num(maps[row, yy * width + xx], 0.0, 0.0, 0.0)
 
     diff = torch.stack((at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)), dim=-1)
     inside = (x > 1) & (x < width - 1) & (y > 1) & (y < height - 1)
@@ -258,7 +250,7 @@ def _quarter_shift(maps, x, y, height, width):
 
 
 def _blurred_taps(maps, blurred, recheck, x, y, height, width, kernel_size, R, method):
-    """h' = G_k * h at the 13 taps around each maximum, (13, M) float64.
+    """h' = G_k * h at the 13 taps around each maximum, (13, M).
 
     ``blurred`` holds the taps :func:`_locate` computed, exact where the window fits the
     frame (or None). Windows that cross the frame border, or hold non-finite values, are
@@ -268,10 +260,10 @@ def _blurred_taps(maps, blurred, recheck, x, y, height, width, kernel_size, R, m
     """
     redo = (x < R) | (x >= width - R) | (y < R) | (y >= height - R) | recheck
     if blurred is None:
-        blurred = torch.empty((13, maps.shape[0]), dtype=torch.float64, device=maps.device)
+        blurred = torch.empty((13, maps.shape[0]), dtype=maps.dtype, device=maps.device)
         redo[:] = True
     else:
-        redo |= ~torch.isfinite(blurred).all(dim=0)
+        redo |= ~torch.isfinite(blurred.sum(dim=0))  # a NaN or Inf in a window reaches the sum
     if bool(redo.any()):
         i = torch.nonzero(redo)[:, 0]
         blurred[:, i] = _border_taps(maps, i, x[i], y[i], height, width, kernel_size, R, method)
@@ -282,27 +274,27 @@ def _border_taps(maps, i, x, y, height, width, kernel_size, R, method):
     """Taps (13, len(i)) of the windows centred on maxima near the border."""
     S = 2 * R + 1
     offs = torch.arange(-R, R + 1, device=maps.device)
-    cols, rows = x[:, None] + offs, y[:, None] + offs
-    col_in, row_in = (cols >= 0) & (cols < width), (rows >= 0) & (rows < height)
-    index = (
-        (i * (height * width))[:, None, None]
-        + rows.clamp(0, height - 1)[:, :, None] * width
-        + cols.clamp(0, width - 1)[:, None, :]
-    )
-    win = maps.reshape(-1).index_select(0, index.reshape(-1)).to(torch.float64)
-    win = torch.nan_to_num_(win, nan=0.0, posinf=0.0, neginf=0.0).reshape(-1, S, S)
+    pos = torch.stack((x, y))  # (2, B)
+    size = torch.tensor([[width], [height]], device=maps.device)
+    lines = pos[..., None] + offs  # (2, B, S): frame column / row of each window column / row
+    inside = (lines >= 0) & (lines < size[..., None])
+    lines.clamp_(min=0).clamp_(max=size[..., None] - 1)
+    index = (i * (height * width))[:, None, None] + lines[1][:, :, None] * width + lines[0][:, None, :]
+    win = maps.reshape(-1).index_select(0, index.reshape(-1)).reshape(-1, S, S)
+    win = torch.nan_to_num_(win, nan=0.0, posinf=0.0, neginf=0.0)  # edge values repeated outside
     if method == "dark-reference":
-        ratio_x, ratio_y = col_in.to(win.dtype), row_in.to(win.dtype)
+        ratio = inside.to(win.dtype)  # zero padding
     else:
-        ratio_x, ratio_y = _continuation(win, col_in, row_in, kernel_size, R)
-    win = win * ratio_y[:, :, None] * ratio_x[:, None, :]
-    return _tap_weights(kernel_size, maps.device, torch.float64) @ win.reshape(-1, S * S).T
+        ratio = _continuation(win, pos, size, inside, kernel_size, R)
+    win = win * ratio[1][:, :, None] * ratio[0][:, None, :]
+    return _tap_weights(kernel_size, maps.device, maps.dtype) @ win.reshape(-1, S * S).T
 
 
-def _continuation(win, col_in, row_in, kernel_size, R):
-    """Factors (M, S) per column and per row that continue a border window as a Gaussian.
+def _continuation(win, pos, size, inside, kernel_size, R):
+    """Factors (2, B, S) per window column (0) and row (1) that continue border windows
+    as Gaussians.
 
-    ``win`` (M, S, S) is centred on the maximum, with the edge repeated outside the frame.
+    ``win`` (B, S, S) is centred on the maximum, with the edge repeated outside the frame.
     The profile of the window across columns, blurred across its inside rows,
     F(c) = sum_r G_k(r - R) h(r, c), is proportional to the heatmap's x-profile whenever the
     heatmap is separable (a Gaussian is), whatever rows are summed. log F is interpolated
@@ -311,28 +303,29 @@ def _continuation(win, col_in, row_in, kernel_size, R):
     likewise. Where no strictly concave fit exists (a flat map, say) the edge is repeated.
     """
     S = 2 * R + 1
-    kext = _window_kernel(kernel_size, R, win.device)
-    inside = torch.stack((col_in, row_in))  # (2, M, S): axis 0 is x, 1 is y
-    j = torch.arange(S, device=win.device)
-    first = torch.where(inside, j, S).amin(dim=2)
-    last = torch.where(inside, j, -1).amax(dim=2)
-    centre = torch.minimum((first + 1).clamp(min=R), last - 1)  # (2, M)
-    near = (centre[..., None] + torch.arange(-1, 2, device=win.device)).clamp(0, S - 1)
-    weight = kext * inside  # blur across the inside part of the other axis
-    profile_x = torch.einsum("ni,nij->nj", weight[1], win.gather(2, near[0][:, None, :].expand(-1, S, 3)))
-    profile_y = torch.einsum("nij,nj->ni", win.gather(1, near[1][:, :, None].expand(-1, 3, S)), weight[0])
-    ell = torch.stack((profile_x, profile_y))  # (2, M, 3)
-    usable = (ell > 0).all(dim=2) & (last - first >= 2)
-    ell = torch.log(torch.where(usable[..., None], ell, 1.0))
+    weight = _window_kernel(kernel_size, R, win.device).to(win.dtype) * inside  # (2, B, S)
+    # profiles at the five central columns (rows), blurred across the inside rows (columns)
+    profile = torch.stack(
+        (
+            torch.bmm(weight[1][:, None, :], win[:, :, R - 2 : R + 3])[:, 0],
+            torch.bmm(win[:, R - 2 : R + 3, :], weight[0][:, :, None])[:, :, 0],
+        )
+    )  # (2, B, 5)
+    first = (R - pos).clamp(min=0)  # first and last window index inside the frame
+    last = (R + size - 1 - pos).clamp(max=S - 1)
+    centre = torch.minimum((first + 1).clamp(min=R), last - 1)  # R - 1, R or R + 1
+    three = profile.gather(2, centre[..., None] - (R - 2) + torch.arange(-1, 2, device=win.device))
+    usable = (three > 0).all(dim=2) & (last - first >= 2)
+    ell = torch.log(torch.where(usable[..., None], three, 1.0))
     slope = 0.5 * (ell[..., 2] - ell[..., 0])
     curvature = 0.5 * (ell[..., 2] - 2 * ell[..., 1] + ell[..., 0])
     usable &= curvature < 0
-    edge = torch.minimum(torch.maximum(j, first[..., None]), last[..., None])  # (2, M, S)
-    t, te = (j - centre[..., None]).to(ell.dtype), (edge - centre[..., None]).to(ell.dtype)
+    j = torch.arange(S, device=win.device)
+    t = (j - centre[..., None]).to(win.dtype)  # (2, B, S), from the centre of the fit
+    te = (torch.minimum(torch.maximum(j, first[..., None]), last[..., None]) - centre[..., None]).to(win.dtype)
     log_ratio = slope[..., None] * (t - te) + curvature[..., None] * (t * t - te * te)
     ratio = torch.exp(log_ratio.clamp_(max=_MAX_LOG_RATIO))
-    ratio = torch.where(inside | ~usable[..., None], 1.0, ratio)
-    return ratio[0], ratio[1]
+    return torch.where(inside | ~usable[..., None], 1.0, ratio)
 
 
 def _taylor_offsets(blurred, maps, x, y, height, width, kernel_size, method):
@@ -360,11 +353,22 @@ def _taylor_offsets(blurred, maps, x, y, height, width, kernel_size, method):
     if method == "dark-reference":
         step = (x > 1) & (x < width - 2) & (y > 1) & (y < height - 2) & (det != 0)
     else:  # only towards a maximum: the Hessian negative definite
-        step = ((dxx < 0) & (det > 0) if _GUARD else (det != 0)) & (blurred[_C] > 0)
+        step = (dxx < 0) & (det > 0) & (blurred[_C] > 0)
     # mu - m = -H^-1 g, with H^-1 = [[dyy, -dxy], [-dxy, dxx]] / det
     inv_det = torch.where(step, 1.0 / torch.where(step, det, 1.0), 0.0)
     offset = torch.stack(((dxy * dy - dyy * dx) * inv_det, (dxy * dx - dxx * dy) * inv_det), dim=-1)
     return torch.nan_to_num_(offset, nan=0.0, posinf=0.0, neginf=0.0), step
+
+
+@functools.lru_cache(maxsize=32)
+def _window_row_starts(height: int, width: int, R: int, device: torch.device) -> torch.Tensor:
+    """(H*W, S): for a maximum at flat index p, the flat start of each of the S rows of the
+    S x S block of the frame nearest to the window centred on p."""
+    S = 2 * R + 1
+    p = torch.arange(height * width, device=device)
+    top = (p // width - R).clamp(0, height - S)
+    left = (p % width - R).clamp(0, width - S)
+    return (top * width + left)[:, None] + torch.arange(0, S * width, width, device=device)
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,0 +1,47 @@
+"""`darkpose bench codec` runs end to end on a tiny problem (timings are not asserted)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from darkpose.bench.codec import decode_loop, encode_loop
+from darkpose.cli import main
+from darkpose.codec import decode, encode
+
+
+def test_bench_codec_prints_the_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "codec.json"
+    argv = ["bench", "codec", "--n", "4", "--k", "3", "--repeats", "1", "--loop-repeats", "1", "--json", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    for needle in ["floor: np.argmax", "baseline: per-keypoint loop", "decode dark", "encode quantized"]:
+        assert needle in text
+    data = json.loads(out.read_text())
+    assert data["config"]["n"] == 4
+    assert data["results"]["decode dark (numpy)"]["mean_error_px"] < 0.5
+    assert len(data["targets"]) == 8
+    # an existing file is never overwritten without --force
+    before = out.read_text()
+    with pytest.raises(SystemExit, match="already exists; pass --force"):
+        main(argv)
+    assert out.read_text() == before
+    assert main(argv + ["--force"]) == 0
+
+
+def test_baseline_loops_agree_with_the_vectorised_codec():
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(3, 40, (2, 5, 2))
+    for method in ("unbiased", "quantized"):
+        np.testing.assert_allclose(
+            encode_loop(kp, (48, 64), 2.0, method), encode(kp, np.ones((2, 5)), (48, 64), 2.0, method)[0], atol=1e-6
+        )
+    maps = encode(kp, np.ones((2, 5)), (48, 64), 2.0)[0] + rng.normal(0, 0.02, (2, 5, 64, 48)).astype(np.float32)
+    np.testing.assert_allclose(decode_loop(maps, 11), decode(maps, "dark-reference")[0], atol=1e-4)
+
+
+def test_unknown_command_and_help(capsys):
+    assert main(["bench", "nothing"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+    assert main([]) == 0
+    assert "bench codec" in capsys.readouterr().out
