@@ -106,12 +106,18 @@ def test_flip_mirrors_the_crop_and_swaps_pairs():
     # of OpenCV's fixed-point bilinear weights)
     diff = (b["image"].numpy() - a["image"].numpy()[:, :, ::-1]) * 0.229 * 255
     assert np.abs(diff).max() <= 1.01
-    ka, kb = a["meta"]["keypoints_input"], b["meta"]["keypoints_input"]
     idx = flip.metadata.flip_index()
+    xy = inst.keypoints[None, :, :2]
+    ka = g.transform_points(xy, a["meta"]["image_to_input"][None])[0]
+    kb = g.transform_points(xy, b["meta"]["image_to_input"][None])[0][idx]  # labels swap
     np.testing.assert_allclose(kb[:, 0], 47 - ka[idx, 0], atol=1e-9)
     np.testing.assert_allclose(kb[:, 1], ka[idx, 1], atol=1e-9)
     # flipping the flipped keypoints gives back the original ones
     np.testing.assert_allclose(g.flip_keypoints(kb, 48, flip.metadata.flip_pairs), ka, atol=1e-9)
+    # in heatmap space (the codec's input) the same holds on the 12 x 16 heatmap
+    ha, hb = a["meta"]["keypoints_heatmap"], b["meta"]["keypoints_heatmap"]
+    np.testing.assert_allclose(hb[:, 0], 11 - ha[idx, 0], atol=1e-9)
+    np.testing.assert_array_equal(hb[:, 2], ha[idx, 2])
     # recovery through the flipped heatmap affine lands on the (swapped) image keypoints
     a_hm_inv = b["meta"]["heatmap_to_image"]
     kp_hm = g.transform_points(inst.keypoints[None, :, :2], g.invert_affine(a_hm_inv)[None])

@@ -202,7 +202,7 @@ class TopDownTransform:
 
     def draw(
         self, keypoints: np.ndarray, center: np.ndarray, scale: np.ndarray, rng
-    ) -> tuple[np.ndarray, np.ndarray, float, bool, tuple[float, float, float]]:
+    ) -> tuple[np.ndarray, np.ndarray, float, bool, tuple[float, float, float] | None]:
         """Draw one sample's augmentation.
 
         ``rng`` is a numpy Generator, or the nine numbers already drawn (seven uniform in
@@ -211,7 +211,8 @@ class TopDownTransform:
 
         Returns
         -------
-        center (2,), scale (2,), rotation (degrees), flipped, jitter (3,) factors
+        center (2,), scale (2,), rotation (degrees), flipped, jitter (3,) factors (None
+        when ``color_jitter`` is 0)
         """
         cfg = self.config
         if isinstance(rng, np.random.Generator):
@@ -219,7 +220,9 @@ class TopDownTransform:
             z0, z1 = rng.standard_normal(2).tolist()
         else:
             *u, z0, z1 = np.asarray(rng, dtype=np.float64).tolist()
-        jit = tuple(1.0 + cfg.color_jitter * (2.0 * v - 1.0) for v in u[4:])
+        jit = None
+        if cfg.color_jitter:
+            jit = tuple(1.0 + cfg.color_jitter * (2.0 * v - 1.0) for v in u[4:])
         if cfg.half_body_prob > 0 and u[0] < cfg.half_body_prob:
             labelled = keypoints[:, 2] > 0
             if labelled.sum() > cfg.half_body_min_keypoints:
@@ -327,11 +330,11 @@ class TopDownTransform:
         "meta":
         image_id, annotation_id, image_path, score, area; center (2,), scale (2,),
         rotation (degrees) and flipped actually used; keypoints (K, 3) in the image as
-        annotated; keypoints_input (K, 3) in the input crop (left/right swapped when
-        flipped, zeros where unlabelled); keypoints_heatmap (K, 3) the same in heatmap
-        pixels (the codec's input); image_to_input and heatmap_to_image (2, 3)
-        float64 affines (the latter recovers image coordinates from decoded heatmap
-        coordinates of this crop).
+        annotated; keypoints_heatmap (K, 3) in heatmap pixels (the codec's input;
+        left/right swapped when flipped; visibility last); image_to_input and
+        heatmap_to_image (2, 3) float64 affines (the first places image points in the
+        input crop, e.g. for drawing; the second recovers image coordinates from decoded
+        heatmap coordinates of this crop).
         """
         cfg = self.config
         keypoints = np.asarray(instance.keypoints, dtype=np.float64)
@@ -342,21 +345,13 @@ class TopDownTransform:
             if rng is None:
                 raise ValueError("a training transform needs a random generator (rng)")
             center, scale, rotation, flipped, jitter = self.draw(keypoints, center, scale, rng)
-            if cfg.color_jitter == 0:
-                jitter = None
         a_in, a_hm = self.affines(center, scale, rotation, flipped, image.shape[1])
         crop = cv2.warpAffine(image, a_in, cfg.image_size, flags=cv2.INTER_LINEAR)
         pixels = self.normalize(crop, to_rgb, jitter)
 
         # Keypoints follow their labels: when flipped, left and right swap names.
-        kp = keypoints[self._flip_index] if flipped else keypoints
-        vis = kp[:, 2:]
-        # both projections in one product: (K, 3) @ (3, 4) -> input (x, y), heatmap (x, y)
-        both = np.concatenate([kp[:, :2], np.ones_like(vis)], axis=1) @ np.concatenate(
-            [a_in, a_hm]
-        ).T
-        kp_input = np.concatenate([np.where(vis > 0, both[:, :2], 0.0), vis], axis=1)
-        kp_hm = np.concatenate([both[:, 2:], vis], axis=1)
+        kp_hm = keypoints[self._flip_index] if flipped else keypoints.copy()
+        kp_hm[:, :2] = kp_hm[:, :2] @ a_hm[:, :2].T + a_hm[:, 2]
 
         sample: dict[str, Any] = {"image": torch.from_numpy(pixels)}
         if cfg.targets == "sample":
@@ -364,17 +359,16 @@ class TopDownTransform:
             sample["target"] = torch.from_numpy(target[0])
             sample["target_weight"] = torch.from_numpy(weight[0])
         sample["meta"] = {
-            "image_id": int(instance.image_id),
-            "annotation_id": int(instance.annotation_id),
+            "image_id": instance.image_id,
+            "annotation_id": instance.annotation_id,
             "image_path": str(instance.image_path),
-            "score": float(instance.score),
-            "area": float(instance.area),
+            "score": instance.score,
+            "area": instance.area,
             "center": np.array(center, dtype=np.float64),
-            "scale": np.array(scale, dtype=np.float64),
+            "scale": scale if self.train else np.array(scale, dtype=np.float64),
             "rotation": float(rotation),
             "flipped": flipped,
             "keypoints": keypoints.copy(),
-            "keypoints_input": kp_input,
             "keypoints_heatmap": kp_hm,
             "image_to_input": a_in,
             "heatmap_to_image": _invert(a_hm),
