@@ -1,0 +1,26 @@
+"""Datasets and the top-down transform.
+
+- :class:`CocoKeypointDataset`: COCO or any COCO-format keypoint file + metadata file.
+- :class:`MpiiDataset`: the MPII annotation JSON of the official HRNet code.
+- :class:`TopDownTransform`: training augmentation / test-time crop, normalisation, targets.
+- :func:`load_metadata`: keypoint names, flip pairs, OKS sigmas, joint weights.
+"""
+
+from darkpose.data.base import PersonInstance, TopDownDataset
+from darkpose.data.coco import CocoKeypointDataset
+from darkpose.data.image import read_image
+from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
+from darkpose.data.mpii import MpiiDataset
+from darkpose.data.transforms import TopDownTransform, TransformConfig
+
+__all__ = [
+    "CocoKeypointDataset",
+    "KeypointMetadata",
+    "MpiiDataset",
+    "PersonInstance",
+    "TopDownDataset",
+    "TopDownTransform",
+    "TransformConfig",
+    "load_metadata",
+    "read_image",
+]

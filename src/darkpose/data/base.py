@@ -1,0 +1,214 @@
+"""The top-down dataset: one item per person instance, images read lazily.
+
+:class:`TopDownDataset` holds its instances as arrays (centres, scales, keypoints, ...),
+so the box geometry is computed once for all boxes; the COCO and MPII loaders only fill
+these arrays. ``dataset[i]`` reads the photo; with a transform it returns a training or
+test sample, otherwise the instance with its image.
+
+Randomness: every sample's augmentation uses nine numbers (seven uniform, two normal).
+For an epoch they are drawn at once, as a table with one row per instance, from a Philox
+generator keyed by (seed, epoch): row i is the uniform stream's values 9i .. 9i+8 (the
+normals made from two of them by Box-Muller), so a sample depends only on (seed, epoch,
+index), never on which DataLoader worker makes it, in what order, or on the dataset's
+length. Call :meth:`TopDownDataset.set_epoch` before each epoch (in the main process,
+before the DataLoader iterator is created; with ``persistent_workers=True`` the workers
+keep the epoch they were started with). The table costs 72 bytes per instance and a few
+milliseconds per epoch and worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from darkpose.data.image import check_color, read_image
+from darkpose.data.keypoint_metadata import KeypointMetadata
+
+
+@dataclass(frozen=True)
+class PersonInstance:
+    """One person to crop.
+
+    Attributes
+    ----------
+    image_path : Path
+    image_id : int
+    annotation_id : int
+        COCO annotation id (-1 for detections); MPII: index in the annotation file.
+    box : (4,) float64, (x, y, w, h), the clean box the crop is built from
+    center : (2,) float64
+    scale : (2,) float64, (w, h) / 200 after aspect padding and enlargement
+    keypoints : (K, 3) float64, (x, y, v) in image pixels, v as in the file (COCO 0/1/2);
+        zeros for detections
+    area : float, the annotation's area (COCO) or (200 s_w)(200 s_h)
+    score : float, detection score (1.0 for ground-truth boxes)
+    """
+
+    image_path: Path
+    image_id: int
+    annotation_id: int
+    box: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    keypoints: np.ndarray
+    area: float
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "image_path": str(self.image_path),
+            "image_id": self.image_id,
+            "annotation_id": self.annotation_id,
+            "box": self.box,
+            "center": self.center,
+            "scale": self.scale,
+            "keypoints": self.keypoints,
+            "area": self.area,
+            "score": self.score,
+        }
+
+
+class TopDownDataset(Dataset):
+    """Person instances as arrays, read lazily, optionally through a transform.
+
+    Parameters
+    ----------
+    image_paths : sequence of N paths
+    image_ids, annotation_ids : (N,) int arrays
+    boxes : (N, 4), centers : (N, 2), scales : (N, 2), keypoints : (N, K, 3)
+    areas, scores : (N,)
+    metadata : KeypointMetadata
+    transform : callable or None
+        ``transform(image_bgr, instance, draws, to_rgb) -> sample`` (``draws``: the
+        sample's nine random numbers, :meth:`draws`), e.g.
+        :class:`darkpose.data.transforms.TopDownTransform`.
+    color : {"rgb", "bgr"}
+        Channel order of the images this dataset yields (raw or transformed).
+    seed : int
+        Base seed of the augmentation.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_paths,
+        image_ids,
+        annotation_ids,
+        boxes,
+        centers,
+        scales,
+        keypoints,
+        areas,
+        scores,
+        metadata: KeypointMetadata,
+        transform=None,
+        color: str = "rgb",
+        seed: int = 0,
+    ) -> None:
+        n = len(image_paths)
+        k = metadata.num_keypoints
+        self.image_paths = [Path(p) for p in image_paths]
+        self._path_strings = [str(p) for p in self.image_paths]
+        self.image_ids = np.asarray(image_ids, dtype=np.int64).reshape(n)
+        self.annotation_ids = np.asarray(annotation_ids, dtype=np.int64).reshape(n)
+        self.boxes = np.asarray(boxes, dtype=np.float64).reshape(n, 4)
+        self.centers = np.asarray(centers, dtype=np.float64).reshape(n, 2)
+        self.scales = np.asarray(scales, dtype=np.float64).reshape(n, 2)
+        self.keypoints = np.asarray(keypoints, dtype=np.float64).reshape(n, k, 3)
+        self.areas = np.asarray(areas, dtype=np.float64).reshape(n)
+        self.scores = np.asarray(scores, dtype=np.float64).reshape(n)
+        self.metadata = metadata
+        self.transform = transform
+        self.color = check_color(color)
+        if not 0 <= int(seed) < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        self.seed = int(seed)
+        self.epoch = 0
+        self._table: np.ndarray | None = None
+        self._table_key: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of an epoch (see the module docstring)."""
+        if not 0 <= int(epoch) < 2**64:
+            raise ValueError(f"epoch must be in [0, 2**64), got {epoch}")
+        self.epoch = int(epoch)
+
+    def draws(self, index: int) -> np.ndarray:
+        """The nine numbers (seven uniform in [0, 1), two standard normal) of a sample's
+        augmentation: a function of (seed, epoch, index) only (see the module docstring)."""
+        key = (self.seed, self.epoch)
+        if self._table is None or self._table_key != key:
+            bits = np.random.Philox(key=np.array(key, dtype=np.uint64))
+            u = np.random.Generator(bits).random((len(self), 9))
+            r = np.sqrt(-2.0 * np.log1p(-u[:, 7]))  # 1 - u in (0, 1]: finite log
+            u[:, 7], u[:, 8] = r * np.cos(2 * np.pi * u[:, 8]), r * np.sin(2 * np.pi * u[:, 8])
+            self._table, self._table_key = u, key
+        return self._table[index]
+
+    def _index(self, index: int) -> int:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} instances")
+        return int(index) % len(self)
+
+    def instance(self, index: int) -> PersonInstance:
+        """The ``index``-th person instance (no image read); its arrays are copies."""
+        i = self._index(index)
+        return PersonInstance(
+            image_path=self.image_paths[i],
+            image_id=int(self.image_ids[i]),
+            annotation_id=int(self.annotation_ids[i]),
+            box=self.boxes[i].copy(),
+            center=self.centers[i].copy(),
+            scale=self.scales[i].copy(),
+            keypoints=self.keypoints[i].copy(),
+            area=float(self.areas[i]),
+            score=float(self.scores[i]),
+        )
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.transform is None:
+            inst = self.instance(index)
+            item = inst.as_dict()
+            item["image"] = read_image(inst.image_path, self.color)
+            item["index"] = int(index)
+            return item
+        i = self._index(index)
+        inst = PersonInstance(  # read-only views: the transform does not modify them
+            image_path=self._path_strings[i],
+            image_id=int(self.image_ids[i]),
+            annotation_id=int(self.annotation_ids[i]),
+            box=self.boxes[i],
+            center=self.centers[i],
+            scale=self.scales[i],
+            keypoints=self.keypoints[i],
+            area=float(self.areas[i]),
+            score=float(self.scores[i]),
+        )
+        image = read_image(inst.image_path, "bgr")
+        sample = self.transform(image, inst, self.draws(i), to_rgb=self.color == "rgb")
+        sample["meta"]["index"] = i
+        return sample
+
+
+def check_transform(transform, image_size, convention) -> None:
+    """A transform must crop with the geometry the boxes were prepared for."""
+    cfg = getattr(transform, "config", None)
+    if cfg is None:
+        return
+    t_size = tuple(cfg.image_size)
+    if abs(t_size[0] / t_size[1] - image_size[0] / image_size[1]) > 1e-9:
+        raise ValueError(
+            f"transform image_size {t_size} has another aspect ratio than the dataset's "
+            f"image_size {tuple(image_size)}"
+        )
+    if cfg.convention != convention:
+        raise ValueError(
+            f"transform convention {cfg.convention!r} differs from the dataset's {convention!r}"
+        )

@@ -1,0 +1,232 @@
+"""Evaluation: pycocotools AP wiring, rescoring, OKS NMS (hard, soft), MPII PCKh."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from darkpose.evaluation import (
+    evaluate_coco,
+    evaluate_pckh,
+    ground_truth_results,
+    keypoint_results,
+    load_pckh_ground_truth,
+    oks_matrix,
+    oks_nms,
+    rescore,
+    soft_oks_nms,
+)
+
+ANN = "annotations/person_keypoints_train2017.json"
+
+
+# -- COCO AP -----------------------------------------------------------------------------
+
+
+def test_ground_truth_as_predictions_scores_one_on_coco_mini(coco_mini, tmp_path):
+    results = ground_truth_results(coco_mini / ANN)
+    assert len(results) == 86
+    out = tmp_path / "res.json"
+    stats = evaluate_coco(results, coco_mini / ANN, results_file=out)
+    assert stats["AP"] == 1.0
+    assert stats["AP50"] == stats["AP75"] == stats["APm"] == stats["APl"] == 1.0
+    assert stats["AR"] == 1.0
+    assert len(json.loads(out.read_text())) == 86
+    with pytest.raises(FileExistsError, match="results file exists"):
+        evaluate_coco(results, coco_mini / ANN, results_file=out)
+    stats = evaluate_coco(results, coco_mini / ANN, results_file=out, overwrite=True)
+    assert stats["AP"] == 1.0
+
+
+def small_gt(tmp_path, k=17):
+    kp = np.zeros((k, 3))
+    kp[:, 0] = np.linspace(100, 160, k)
+    kp[:, 1] = np.linspace(50, 250, k)
+    kp[:, 2] = 2
+    gt = {
+        "images": [{"id": 5, "file_name": "x.jpg", "width": 400, "height": 300}],
+        "annotations": [
+            {"id": 1, "image_id": 5, "category_id": 1, "bbox": [90, 40, 80, 220],
+             "area": 17600.0, "iscrowd": 0, "num_keypoints": k,
+             "keypoints": kp.reshape(-1).tolist()}
+        ],
+        "categories": [{"id": 1, "name": "person", "keypoints": [f"k{i}" for i in range(k)]}],
+    }
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(gt))
+    return path, kp
+
+
+def test_evaluate_coco_far_prediction_scores_zero(tmp_path):
+    path, kp = small_gt(tmp_path)
+    pred = kp.copy()
+    pred[:, 2] = 1.0
+    near = keypoint_results(pred[None], [5], nms="none")
+    assert evaluate_coco(near, path)["AP"] == pytest.approx(1.0, abs=1e-12)
+    pred[:, 0] += 200.0
+    far = keypoint_results(pred[None], [5], nms="none")
+    assert evaluate_coco(far, path)["AP"] == 0.0
+
+
+def test_evaluate_coco_any_number_of_keypoints_with_sigmas(tmp_path):
+    path, kp = small_gt(tmp_path, k=3)
+    pred = kp.copy()
+    pred[:, 0] += 3.0
+    res = keypoint_results(pred[None], [5], nms="none")
+    sig_wide, sig_narrow = np.full(3, 0.5), np.full(3, 0.001)
+    assert evaluate_coco(res, path, sigmas=sig_wide)["AP"] == pytest.approx(1.0, abs=1e-12)
+    assert evaluate_coco(res, path, sigmas=sig_narrow)["AP"] == 0.0
+
+
+def test_evaluate_coco_bad_inputs(tmp_path):
+    path, kp = small_gt(tmp_path)
+    res = keypoint_results(np.concatenate([kp[None]] * 1), [99], nms="none")
+    with pytest.raises(ValueError, match=r"1 predicted image ids are not in the annotations"):
+        evaluate_coco(res, path)
+    assert evaluate_coco([], path)["AP"] == 0.0
+    with pytest.raises(FileNotFoundError, match="annotation file not found"):
+        evaluate_coco(res, tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ValueError, match=r"bad\.json: not valid JSON"):
+        evaluate_coco(res, bad)
+
+
+# -- rescoring and NMS -------------------------------------------------------------------
+
+
+def test_rescore():
+    kp = np.zeros((2, 3, 3))
+    kp[0, :, 2] = [0.1, 0.5, 0.9]
+    kp[1, :, 2] = [0.1, 0.2, 0.15]  # none above 0.2
+    np.testing.assert_allclose(rescore(kp, [0.8, 0.9], 0.2), [0.8 * 0.7, 0.0])
+
+
+def test_oks_matrix_hand_computed():
+    kp = np.array([[[0.0, 0.0]], [[2.0, 0.0]]])
+    oks = oks_matrix(kp, np.array([100.0, 300.0]), sigmas=np.array([0.1]))
+    # e = d^2 / (2 sigma)^2 / mean area / 2 = 4 / 0.04 / 200 / 2
+    np.testing.assert_allclose(oks, [[1.0, np.exp(-0.25)], [np.exp(-0.25), 1.0]], rtol=1e-12)
+    kp3 = np.array([[[0.0, 0.0, 0.9], [9.0, 9.0, 0.1]], [[2.0, 0.0, 0.9], [0.0, 0.0, 0.9]]])
+    masked = oks_matrix(kp3, np.array([100.0, 300.0]), np.array([0.1, 0.1]), in_vis_thre=0.2)
+    np.testing.assert_allclose(masked[0, 1], np.exp(-0.25), rtol=1e-12)  # only keypoint 0
+
+
+def poses():
+    rng = np.random.default_rng(0)
+    a = np.column_stack([rng.uniform(100, 200, (17, 2)), np.ones(17)])
+    b = a.copy()
+    b[:, :2] += 0.5  # a near-duplicate of a
+    c = a.copy()
+    c[:, :2] += 150.0  # another person
+    return np.stack([c, b, a]), np.array([0.7, 0.8, 0.9]), np.full(3, 100.0 * 200.0)
+
+
+def test_oks_nms_drops_duplicates():
+    kp, scores, areas = poses()
+    assert oks_matrix(kp, areas)[1, 2] > 0.9
+    assert oks_nms(kp, scores, areas, 0.9).tolist() == [2, 0]
+    assert oks_nms(kp, scores, areas, 1.0).tolist() == [2, 1, 0]  # nothing above 1
+    assert oks_nms(kp[:0], scores[:0], areas[:0]).tolist() == []
+
+
+def test_soft_oks_nms_decays_duplicates_below_others():
+    kp, scores, areas = poses()
+    # b decays to 0.8 * exp(-oks^2 / 0.9) < 0.7, so c comes before it
+    assert soft_oks_nms(kp, scores, areas, 0.9).tolist() == [2, 0, 1]
+    assert soft_oks_nms(kp, scores, areas, 0.9, max_dets=2).tolist() == [2, 0]
+
+
+def test_keypoint_results_nms_is_per_image():
+    kp, scores, areas = poses()
+    kp = np.concatenate([kp, kp])
+    ids = np.array([1, 1, 1, 2, 2, 2])
+    res = keypoint_results(kp, ids, np.concatenate([scores, scores]), np.tile(areas, 2))
+    assert [r["image_id"] for r in res] == [1, 1, 2, 2]
+    assert len(res[0]["keypoints"]) == 51
+    assert res[0]["score"] == pytest.approx(0.9)  # box score x mean keypoint score (1)
+    soft = keypoint_results(kp, ids, np.concatenate([scores, scores]), np.tile(areas, 2),
+                            nms="soft")
+    assert len(soft) == 6
+    with pytest.raises(ValueError, match="areas are required"):
+        keypoint_results(kp, ids)
+
+
+# -- PCKh --------------------------------------------------------------------------------
+
+
+def write_gt_mat(path, pos0, missing, headboxes):
+    """pos0: (N, 16, 2) 0-based -> the official layout (16, 2, N) 1-based."""
+    savemat(
+        str(path),
+        {
+            "pos_gt_src": np.transpose(pos0 + 1.0, (1, 2, 0)),
+            "jnt_missing": missing.T.astype(np.float64),
+            "headboxes_src": np.transpose(headboxes, (1, 2, 0)),
+        },
+    )
+
+
+def pckh_case(tmp_path):
+    n, k = 2, 16
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(20, 200, (n, k, 2))
+    missing = np.zeros((n, k))
+    missing[1, 15] = 1
+    # person 0: head box 30 x 40 -> diagonal 50 -> head size 30 -> 15 px at 0.5, 3 px at 0.1
+    # person 1: head box 6 x 8 -> diagonal 10 -> head size 6 -> 3 px at 0.5, 0.6 px at 0.1
+    heads = np.array([[[0.0, 0.0], [30.0, 40.0]], [[10.0, 10.0], [16.0, 18.0]]])
+    err = np.zeros((n, k, 2))
+    err[:, :, 0] = 2.0
+    err[0, 9] = [0.0, 14.0]  # head: correct at 0.5 only
+    err[0, 0] = [16.0, 0.0]  # right ankle: wrong
+    err[1, 1] = [0.0, 3.0]  # exactly at the 0.5 threshold: correct (<=)
+    err[1, 15] = [99.0, 0.0]  # not annotated: ignored
+    path = tmp_path / "gt_valid.mat"
+    write_gt_mat(path, gt, missing, heads)
+    return path, gt + err
+
+
+def test_pckh_table_hand_computed(tmp_path):
+    path, pred = pckh_case(tmp_path)
+    table = evaluate_pckh(pred, path)
+    assert table["Head"] == 100.0
+    assert table["Ankle"] == 75.0  # left ankle 2/2, right ankle 1/2
+    for name in ("Shoulder", "Elbow", "Wrist", "Hip", "Knee"):
+        assert table[name] == 100.0
+    # 14 joints in the mean (pelvis, thorax out), 2 people, 1 missing: 27 visible, 26 correct
+    assert table["Mean"] == pytest.approx(100 * 26 / 27)
+    # at 0.1: person 0 has 12 of 14 within 3 px, person 1 none within 0.6 px
+    assert table["Mean@0.1"] == pytest.approx(100 * 12 / 27)
+    assert evaluate_pckh(pred, path, low_threshold=0.11)["Mean@0.11"] == pytest.approx(
+        100 * 12 / 27
+    )
+
+
+def test_pckh_ground_truth_layout(tmp_path):
+    path, _ = pckh_case(tmp_path)
+    gt = load_pckh_ground_truth(path)
+    assert gt.positions.shape == (2, 16, 2)
+    np.testing.assert_allclose(gt.head_sizes, [30.0, 6.0])
+    assert gt.visible.sum() == 31
+
+
+def test_pckh_bad_inputs(tmp_path):
+    path, pred = pckh_case(tmp_path)
+    with pytest.raises(ValueError, match=r"predictions must be \(2, 16, 2\)"):
+        evaluate_pckh(pred[:1], path)
+    with pytest.raises(FileNotFoundError, match="PCKh ground-truth file not found"):
+        evaluate_pckh(pred, tmp_path / "none.mat")
+    savemat(str(tmp_path / "partial.mat"), {"pos_gt_src": np.zeros((16, 2, 2))})
+    with pytest.raises(ValueError, match=r"partial\.mat: missing field 'jnt_missing'"):
+        evaluate_pckh(pred, tmp_path / "partial.mat")
+    savemat(
+        str(tmp_path / "shape.mat"),
+        {"pos_gt_src": np.zeros((16, 2, 2)), "jnt_missing": np.zeros((16, 3)),
+         "headboxes_src": np.zeros((2, 2, 2))},
+    )
+    with pytest.raises(ValueError, match=r"shape\.mat: field 'jnt_missing' must be \(16, 2\)"):
+        evaluate_pckh(pred, tmp_path / "shape.mat")
