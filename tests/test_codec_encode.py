@@ -120,7 +120,7 @@ def test_out_buffer_is_filled_and_returned_and_checked():
     tensor_buffer = torch.empty((2, 1, 8, 6))
     maps, _ = encode(torch.from_numpy(kp), torch.ones(2, 1), (6, 8), 1.0, out=tensor_buffer)
     assert maps is tensor_buffer
-    with pytest.raises(ValueError, match=r"out: expected a float32 array of shape \(2, 1, 8, 6\)"):
+    with pytest.raises(ValueError, match=r"out: expected a contiguous float32 array of shape \(2, 1, 8, 6\)"):
         encode(kp, np.ones((2, 1)), (6, 8), 1.0, out=np.zeros((2, 1, 6, 8), np.float32))
-    with pytest.raises(ValueError, match=r"out: expected a float32"):
+    with pytest.raises(ValueError, match=r"out: expected a contiguous float32"):
         encode(kp, np.ones((2, 1)), (6, 8), 1.0, out=np.zeros((2, 1, 8, 6), np.float64))

@@ -14,9 +14,9 @@ ANN = "annotations/person_keypoints_train2017.json"
 
 def test_dark_reach_is_the_codecs_step_cap():
     from darkpose.bench.oracle import DARK_REACH
-    from darkpose.codec import decoding
+    from darkpose.codec import DARK_MAX_STEP
 
-    assert DARK_REACH == decoding._MAX_STEP
+    assert DARK_REACH == DARK_MAX_STEP == 1.5
 
 
 def test_parse_size_is_height_by_width():

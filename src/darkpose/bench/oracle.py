@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from darkpose import geometry
+from darkpose.codec import DARK_MAX_STEP
 from darkpose.data import CocoKeypointDataset, TopDownTransform, TransformConfig, read_image
 from darkpose.data.transforms import default_blur_kernel, default_sigma
 from darkpose.evaluation import evaluate_coco, keypoint_results, load_coco_gt
@@ -53,9 +54,9 @@ CODECS: tuple[tuple[str, str], ...] = (
 ACCEPTANCE = 0.002
 """unbiased+dark must lose at most this AP to the ceiling."""
 
-DARK_REACH = 1.5
+DARK_REACH = DARK_MAX_STEP
 """How far beyond the frame the codec's "dark" decode can land: its Taylor step is capped
-at 1.5 px per axis from the argmax (``darkpose.codec.decoding._MAX_STEP``)."""
+at ``darkpose.codec.DARK_MAX_STEP`` (1.5) px per axis from the argmax."""
 
 
 def parse_size(text: str) -> tuple[int, int]:

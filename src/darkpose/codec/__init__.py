@@ -3,7 +3,7 @@
 Pure array code: NumPy arrays or torch tensors in, the same type out. Knows no images.
 """
 
-from darkpose.codec.decoding import DECODE_METHODS, decode, gaussian_kernel
+from darkpose.codec.decoding import DARK_MAX_STEP, DECODE_METHODS, decode, gaussian_kernel
 from darkpose.codec.encoding import ENCODE_METHODS, encode
 
-__all__ = ["DECODE_METHODS", "ENCODE_METHODS", "decode", "encode", "gaussian_kernel"]
+__all__ = ["DARK_MAX_STEP", "DECODE_METHODS", "ENCODE_METHODS", "decode", "encode", "gaussian_kernel"]

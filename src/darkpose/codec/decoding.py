@@ -10,36 +10,29 @@ The DARK decode of one heatmap h (H x W):
 
 Step 4 reads P at 13 points around m, and each of them depends only on h inside the
 (4 + k) x (4 + k) window centred on m. So after one full pass (the argmax) all the work is
-local: gather that window, blur it with one small matrix product, take 13 logarithms.
+local: read that window, blur it at the 13 points with one matrix product, take 13 logs.
 
 "dark-reference" is that algorithm exactly as the original code runs it: the rescale
 h' <- h' max(h) / max(h') and the clamp at 1e-10 before the log, and no Taylor step unless
 1 < x < W - 2 and 1 < y < H - 2.
 
 "dark" (the default) changes what happens at the frame border. Zero padding pulls a peak
-near the border inwards; instead, "dark" continues the heatmap beyond the frame with the
-Gaussian it is assumed to be. Along each axis the profile of the window (blurred across the
-other axis) is fitted with a log-quadratic around m; each missing column (row) is the
-nearest frame column (row) times the fitted ratio exp(l(outside) - l(edge)). For a separable
-Gaussian this continuation is exact, so the blurred window equals the blur of the untruncated
-Gaussian and the Taylor step is as exact at the border as in the interior, including within
-2 px of the edge, where the reference does not refine at all. The step is taken only where
-the Hessian of P is negative definite (a maximum); elsewhere m is kept.
+near the border inwards; "dark" instead continues the heatmap beyond the frame as the
+Gaussian it is assumed to be (:func:`_continuation`), so the Taylor step is as exact at the
+border as in the interior. The step is taken only towards a maximum (negative definite
+Hessian) and is clipped to 1.5 px per axis.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
-import os
 from typing import Any
 
 import numpy as np
-import torch
 
-from darkpose.codec._arrays import describe, new_array, to_caller, to_tensor
+from darkpose.codec._backend import Backend, describe, wrap
 
 DECODE_METHODS = ("argmax", "shift", "dark-reference", "dark")
+DARK_MAX_STEP = 1.5  # "dark": the Taylor step is clipped to this many pixels per axis
 
 # P is read at m + (dx, dy) for these 13 offsets; the names index the list below.
 _TAPS = (
@@ -50,8 +43,8 @@ _TAPS = (
 _C, _XP, _XM, _XPP, _XMM, _YP, _YM, _YPP, _YMM, _PP, _PM, _MP, _MM = range(13)
 
 _LOG_FLOOR = 1e-10  # the reference's clamp before the log
-_MAX_STEP = 1.5  # "dark": the Taylor step is clipped to this many pixels per axis
 _MAX_LOG_RATIO = 30.0  # bound on the continuation ratio beyond the border, exp(30) ~ 1e13
+_CHUNK_VALUES = 3 << 20  # maps per chunk: about 12 MB of float32, still in cache for the windows
 
 
 def gaussian_kernel(size: int) -> np.ndarray:
@@ -100,197 +93,175 @@ def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[
         The raw heatmap value at the integer maximum.
 
     Both are of the input's array type, on the input's device. Non-finite values (NaN,
-    +-Inf) in a heatmap are read as 0; heatmaps too small for a stencil are not refined.
+    +-Inf) in a heatmap are read as 0; see docs/codec.md for every degenerate input.
     """
     if method not in DECODE_METHODS:
         raise ValueError(f"method: expected one of {DECODE_METHODS}, got {method!r}")
     kernel_size = _check_kernel(blur_kernel)
-    hm, was_numpy = to_tensor(heatmaps, "heatmaps")
+    backend, hm, restore = wrap(heatmaps, "heatmaps")
+    with np.errstate(all="ignore"):  # non-finite values are handled, not warned about
+        return _decode(backend, hm, restore, method, kernel_size)
+
+
+def _decode(backend: Backend, hm, restore, method: str, kernel_size: int):
     if hm.ndim != 4:
         raise ValueError(f"heatmaps: expected 4 dimensions (N, K, H, W), got {describe(hm)}")
-    if not hm.is_floating_point():
+    if not backend.is_float(hm):
         raise ValueError(f"heatmaps: expected a floating-point array, got {describe(hm)}")
     n, k, height, width = hm.shape
     if height < 1 or width < 1:
         raise ValueError(f"heatmaps: expected H >= 1 and W >= 1, got {describe(hm)}")
-    if n * k == 0:
-        coords = torch.zeros((n, k, 2), dtype=torch.float32, device=hm.device)
-        scores = torch.zeros((n, k), dtype=torch.float32, device=hm.device)
-        return to_caller(coords, was_numpy), to_caller(scores, was_numpy)
-
     maps = hm.reshape(n * k, height * width)
-    if maps.dtype not in (torch.float32, torch.float64):
-        maps = maps.to(torch.float32)  # the computation runs in float32 (or float64 for float64 input)
-    if not maps.is_contiguous():
-        maps = maps.contiguous()
-    coords = new_array((n * k, 2), torch.float32, maps.device)
-    scores = new_array((n * k,), torch.float32, maps.device)
+    if maps.dtype not in (backend.float32, backend.float64):
+        maps = backend.astype(maps, backend.float32)  # float32 math, or float64 for float64 input
+    maps = backend.contiguous(maps)
 
-    def work(lo: int, hi: int) -> None:
-        coords[lo:hi], scores[lo:hi] = _decode_maps(maps[lo:hi], height, width, method, kernel_size)
-
-    _in_chunks(work, n * k, height * width, parallel=maps.device.type == "cpu")
-    return to_caller(coords.reshape(n, k, 2), was_numpy), to_caller(scores.reshape(n, k), was_numpy)
-
-
-def _decode_maps(maps, height, width, method, kernel_size):
-    """Coordinates (M, 2) and scores (M,) of the flattened maps (M, H*W), contiguous."""
-    R = kernel_size // 2 + 2 if method.startswith("dark") else 0  # window radius
-    index, score, blurred = _locate(maps, height, width, kernel_size, R)
-    index, score, recheck = _ignore_non_finite(maps, index, score)
+    index, score, blurred = _locate(backend, maps, height, width, method, kernel_size)
+    index, score, recheck = _ignore_non_finite(backend, maps, index, score)
     x, y = index % width, index // width
-    coords = torch.stack((x, y), dim=-1).to(maps.dtype)
+    coords = backend.astype(backend.xp.stack((x, y), axis=-1), maps.dtype)
     if method == "shift":
-        coords += _quarter_shift(maps, x, y, height, width)
-    elif method.startswith("dark"):
-        blurred = _blurred_taps(maps, blurred, recheck, x, y, height, width, kernel_size, R, method)
-        offset, _ = _taylor_offsets(blurred, maps, x, y, height, width, kernel_size, method)
+        coords += _quarter_shift(backend, maps, x, y, height, width)
+    elif method in ("dark", "dark-reference") and len(x):
+        R = kernel_size // 2 + 2
+        blurred = _blurred_taps(backend, maps, blurred, recheck, x, y, height, width, kernel_size, R, method)
+        offset = _taylor_offsets(backend, blurred, maps, x, y, height, width, kernel_size, method)
         if method == "dark":  # trust the quadratic model of P within 1.5 px of m
-            offset.clamp_(-_MAX_STEP, _MAX_STEP)
+            offset = backend.xp.clip(offset, -DARK_MAX_STEP, DARK_MAX_STEP)
         coords += offset
-    return torch.where((score > 0)[:, None], coords, 0.0), score
+    coords = backend.xp.where((score > 0)[:, None], coords, 0.0)
+    coords = backend.astype(coords, backend.float32).reshape(n, k, 2)
+    return restore(coords), restore(backend.astype(score, backend.float32).reshape(n, k))
 
 
 # --------------------------------------------------------------------------- step 1
 
 
-def _locate(maps, height, width, kernel_size, R):
+def _locate(backend, maps, height, width, method, kernel_size):
     """Integer maximum of each map, its value, and the blur at the 13 taps around it.
 
     Returns ``index`` (M,) flat argmax (NaN counts as the maximum), ``score`` (M,) and
-    ``blurred`` (13, M) or None: the taps of the S x S window (S = 2R + 1) centred on
-    the maximum, read from the block of the frame nearest to it. They are exact wherever
-    the window fits the frame; the caller redoes the others (:func:`_blurred_taps`).
-    ``blurred`` is None when R is 0 or the frame is smaller than S x S.
+    ``blurred`` (13, M) or None: for "dark" and "dark-reference" on frames of at least S x S
+    (S = 2R + 1 = k + 4), the taps of the S x S block of the frame nearest to the window
+    centred on the maximum. They are the taps of that window wherever it fits the frame; the
+    caller redoes the others (:func:`_blurred_taps`).
+
+    The maps go in chunks small enough that a chunk's maps are still in cache when its
+    windows are read after its argmax.
     """
-    S = 2 * R + 1
     m, plane = maps.shape[0], height * width
-    index = _argmax_rows(maps)
-    score = maps.gather(1, index[:, None])[:, 0]
-    if R == 0 or height < S or width < S:
-        return index, score, None
-    # The window rows: S values from each of S starts, read through a strided view of the
-    # maps with one index_select, then blurred at the 13 taps with one matrix product.
-    flat = maps.reshape(-1)
-    rows_view = flat.as_strided((flat.numel() - S + 1, S), (1, 1))
-    first = torch.arange(0, m * plane, plane, device=maps.device)[:, None]
-    starts = first + _window_row_starts(height, width, R, maps.device)[index]
-    windows = rows_view.index_select(0, starts.reshape(-1)).reshape(m, S * S)
-    return index, score, _tap_weights(kernel_size, maps.device, maps.dtype) @ windows.T
+    R = kernel_size // 2 + 2
+    S = 2 * R + 1
+    taps = method in ("dark", "dark-reference") and height >= S and width >= S
+    index = backend.empty((m,), backend.int64)
+    blurred = backend.empty((13, m), maps.dtype) if taps else None
+    if taps:
+        flat = maps.reshape(-1)
+        corner = backend.constant(("corner", height, width, R), lambda: _window_corner(height, width, R))
+        rows = backend.arange(0, S * width, width)
+        weights = backend.constant(("taps", kernel_size), lambda: _tap_weights(kernel_size), maps.dtype)
+
+    def work(lo: int, hi: int) -> None:
+        idx = backend.argmax_rows(maps[lo:hi])
+        index[lo:hi] = idx
+        if taps:
+            starts = (backend.arange(lo * plane, hi * plane, plane) + corner[idx])[:, None] + rows
+            windows = backend.gather_rows(flat, starts.reshape(-1), S).reshape(hi - lo, S * S)
+            blurred[:, lo:hi] = backend.matmul(weights, windows.T)
+
+    _in_chunks(work, m, plane)
+    score = maps.reshape(-1)[backend.arange(0, m * plane, plane) + index]
+    return index, score, blurred if taps else None
 
 
-def _argmax_rows(maps: torch.Tensor) -> torch.Tensor:
-    """Flat argmax of each row; NaN counts as the maximum."""
-    if maps.device.type == "cpu":
-        # NumPy's argmax is about 4x faster than torch's on CPU (the array is shared, not copied)
-        return torch.from_numpy(maps.numpy().argmax(axis=1))
-    return maps.argmax(dim=1)
-
-
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-_CPUS = os.cpu_count() or 1
-_CHUNK_VALUES = 3 << 20  # 12 MB of float32 maps per chunk: read twice while in cache
-
-
-def _in_chunks(work, m, values_per_map, parallel):
-    """Run ``work(lo, hi)`` over chunks of the M maps, on up to torch's number of threads.
-
-    Chunks are small enough that a chunk's maps are still in cache when its windows are read
-    after its argmax. On the CPU they run on parallel threads: NumPy's argmax and torch's
-    operations release the GIL."""
-    global _POOL
+def _in_chunks(work, m: int, values_per_map: int) -> None:
+    """Run ``work(lo, hi)`` over consecutive chunks of the M maps."""
     per_chunk = max(64, _CHUNK_VALUES // max(values_per_map, 1))
-    bounds = [(lo, min(lo + per_chunk, m)) for lo in range(0, m, per_chunk)]
-    threads = min(torch.get_num_threads(), _CPUS, len(bounds)) if parallel else 1
-    if threads <= 1:
-        for lo, hi in bounds:
-            work(lo, hi)
-        return
-    if _POOL is None or _POOL._max_workers < threads:  # noqa: SLF001
-        _POOL = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="darkpose-decode")
-    for future in [_POOL.submit(work, lo, hi) for lo, hi in bounds]:
-        future.result()
+    for lo in range(0, m, per_chunk):
+        work(lo, min(lo + per_chunk, m))
 
 
-def _ignore_non_finite(maps, index, score):
+def _ignore_non_finite(backend, maps, index, score):
     """Read NaN and +-Inf as 0 in maps whose maximum is not finite.
 
     A NaN or +Inf wins the argmax, so such maps are found without a second pass. Returns
     the corrected index and score, and which maps need their windows read again (these,
     plus any whose window holds a -Inf, found later from the blurred taps).
     """
-    bad = ~torch.isfinite(score)
+    xp = backend.xp
+    bad = ~xp.isfinite(score)
     if not bool(bad.any()):
         return index, score, bad
-    rows = torch.nan_to_num(maps[bad], nan=0.0, posinf=0.0, neginf=0.0)
-    index, score = index.clone(), score.clone()
-    index[bad] = rows.argmax(dim=1)
-    score[bad] = rows.gather(1, index[bad][:, None])[:, 0].to(score.dtype)
+    rows = xp.nan_to_num(maps[bad], nan=0.0, posinf=0.0, neginf=0.0)
+    index, score = index.copy() if xp is np else index.clone(), xp.where(bad, 0.0, score)
+    index[bad] = backend.argmax_rows(rows)
+    score[bad] = backend.take_along(rows, index[bad][:, None], 1)[:, 0]
     return index, score, bad
 
 
 # --------------------------------------------------------------------------- "shift"
 
 
-def _quarter_shift(maps, x, y, height, width):
+def _quarter_shift(backend, maps, x, y, height, width):
     """HRNet: 0.25 px towards the higher neighbour, where 1 < x < W-1 and 1 < y < H-1."""
-    row = torch.arange(maps.shape[0], device=maps.device)
+    xp = backend.xp
+    row = backend.arange(maps.shape[0])
 
     def at(dx, dy):
-        xx = (x + dx).clamp(0, width - 1)
-        yy = (y + dy).clamp(0, height - 1)
-        return torch.nan_to_num(maps[row, yy * width + xx], 0.0, 0.0, 0.0)
+        col = xp.clip(y + dy, 0, height - 1) * width + xp.clip(x + dx, 0, width - 1)
+        return xp.nan_to_num(maps[row, col], nan=0.0, posinf=0.0, neginf=0.0)
 
-    diff = torch.stack((at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)), dim=-1)
+    diff = xp.stack((at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)), axis=-1)
     inside = (x > 1) & (x < width - 1) & (y > 1) & (y < height - 1)
-    return torch.where(inside[:, None], 0.25 * torch.sign(diff), torch.zeros_like(diff))
+    return xp.where(inside[:, None], 0.25 * xp.sign(diff), 0.0)
 
 
 # --------------------------------------------------------------------------- steps 2-4
 
 
-def _blurred_taps(maps, blurred, recheck, x, y, height, width, kernel_size, R, method):
+def _blurred_taps(backend, maps, blurred, recheck, x, y, height, width, kernel_size, R, method):
     """h' = G_k * h at the 13 taps around each maximum, (13, M).
 
-    ``blurred`` holds the taps :func:`_locate` computed, exact where the window fits the
-    frame (or None). Windows that cross the frame border, or hold non-finite values, are
-    read again centred on the maximum with clamped indices, which repeats the edge, and
-    weighted outside the frame: by 0 for "dark-reference" (zero padding), by the
-    Gaussian continuation for "dark".
+    ``blurred`` holds the taps :func:`_locate` computed, exact where the
+    window centred on the maximum fits the frame (or None). Windows that cross the frame
+    border, or hold non-finite values, are redone: centred on the maximum, with the edge
+    repeated outside the frame, and weighted there by 0 for "dark-reference" (zero padding),
+    by the Gaussian continuation for "dark".
     """
     redo = (x < R) | (x >= width - R) | (y < R) | (y >= height - R) | recheck
     if blurred is None:
-        blurred = torch.empty((13, maps.shape[0]), dtype=maps.dtype, device=maps.device)
-        redo[:] = True
+        blurred = backend.empty((13, maps.shape[0]), maps.dtype)
+        redo = redo | True
     else:
-        redo |= ~torch.isfinite(blurred.sum(dim=0))  # a NaN or Inf in a window reaches the sum
+        redo |= ~backend.xp.isfinite(blurred.sum(axis=0))  # a NaN or Inf in a window reaches the sum
     if bool(redo.any()):
-        i = torch.nonzero(redo)[:, 0]
-        blurred[:, i] = _border_taps(maps, i, x[i], y[i], height, width, kernel_size, R, method)
+        i = backend.nonzero(redo)
+        blurred[:, i] = _border_taps(backend, maps, i, x[i], y[i], height, width, kernel_size, R, method)
     return blurred
 
 
-def _border_taps(maps, i, x, y, height, width, kernel_size, R, method):
+def _border_taps(backend, maps, i, x, y, height, width, kernel_size, R, method):
     """Taps (13, len(i)) of the windows centred on maxima near the border."""
+    xp = backend.xp
     S = 2 * R + 1
-    offs = torch.arange(-R, R + 1, device=maps.device)
-    pos = torch.stack((x, y))  # (2, B)
-    size = torch.tensor([[width], [height]], device=maps.device)
-    lines = pos[..., None] + offs  # (2, B, S): frame column / row of each window column / row
+    pos = xp.stack((x, y))  # (2, B)
+    size = backend.asarray(np.array([[width], [height]]))
+    lines = pos[..., None] + backend.arange(-R, R + 1)  # (2, B, S): frame column / row of each
     inside = (lines >= 0) & (lines < size[..., None])
-    lines.clamp_(min=0).clamp_(max=size[..., None] - 1)
+    lines = xp.minimum(xp.clip(lines, 0, None), size[..., None] - 1)  # the edge repeated
     index = (i * (height * width))[:, None, None] + lines[1][:, :, None] * width + lines[0][:, None, :]
-    win = maps.reshape(-1).index_select(0, index.reshape(-1)).reshape(-1, S, S)
-    win = torch.nan_to_num_(win, nan=0.0, posinf=0.0, neginf=0.0)  # edge values repeated outside
+    win = maps.reshape(-1)[index.reshape(-1)].reshape(-1, S, S)
+    win = xp.nan_to_num(win, nan=0.0, posinf=0.0, neginf=0.0)
     if method == "dark-reference":
-        ratio = inside.to(win.dtype)  # zero padding
+        ratio = backend.astype(inside, win.dtype)  # zero padding
     else:
-        ratio = _continuation(win, pos, size, inside, kernel_size, R)
+        ratio = _continuation(backend, win, pos, size, inside, kernel_size, R)
     win = win * ratio[1][:, :, None] * ratio[0][:, None, :]
-    return _tap_weights(kernel_size, maps.device, maps.dtype) @ win.reshape(-1, S * S).T
+    weights = backend.constant(("taps", kernel_size), lambda: _tap_weights(kernel_size), maps.dtype)
+    return backend.matmul(weights, win.reshape(-1, S * S).T)
 
 
-def _continuation(win, pos, size, inside, kernel_size, R):
+def _continuation(backend, win, pos, size, inside, kernel_size, R):
     """Factors (2, B, S) per window column (0) and row (1) that continue border windows
     as Gaussians.
 
@@ -302,47 +273,49 @@ def _continuation(win, pos, size, inside, kernel_size, R):
     column c, which repeats the edge column e, gets the factor exp(l(c) - l(e)). Rows
     likewise. Where no strictly concave fit exists (a flat map, say) the edge is repeated.
     """
+    xp = backend.xp
     S = 2 * R + 1
-    weight = _window_kernel(kernel_size, R, win.device).to(win.dtype) * inside  # (2, B, S)
-    # profiles at the five central columns (rows), blurred across the inside rows (columns)
-    profile = torch.stack(
-        (
-            torch.bmm(weight[1][:, None, :], win[:, :, R - 2 : R + 3])[:, 0],
-            torch.bmm(win[:, R - 2 : R + 3, :], weight[0][:, :, None])[:, :, 0],
-        )
-    )  # (2, B, 5)
-    first = (R - pos).clamp(min=0)  # first and last window index inside the frame
-    last = (R + size - 1 - pos).clamp(max=S - 1)
-    centre = torch.minimum((first + 1).clamp(min=R), last - 1)  # R - 1, R or R + 1
-    three = profile.gather(2, centre[..., None] - (R - 2) + torch.arange(-1, 2, device=win.device))
-    usable = (three > 0).all(dim=2) & (last - first >= 2)
-    ell = torch.log(torch.where(usable[..., None], three, 1.0))
+    kernel = backend.constant(("window kernel", kernel_size, R), lambda: _window_kernel(kernel_size, R), win.dtype)
+    weight = kernel * inside  # (2, B, S): blur across the inside part of the other axis
+    # the profiles at the five central columns (rows)
+    profile_x = (weight[1][:, None, :] @ win[:, :, R - 2 : R + 3])[:, 0]
+    profile_y = (win[:, R - 2 : R + 3, :] @ weight[0][:, :, None])[:, :, 0]
+    profile = xp.stack((profile_x, profile_y))  # (2, B, 5)
+    first = xp.clip(R - pos, 0, None)  # first and last window index inside the frame
+    last = xp.clip(R + size - 1 - pos, None, S - 1)
+    centre = xp.minimum(xp.clip(first + 1, R, None), last - 1)  # R - 1, R or R + 1
+    three = backend.take_along(profile, centre[..., None] - (R - 2) + backend.arange(-1, 2), 2)
+    usable = (three > 0).all(axis=2) & (last - first >= 2)
+    ell = xp.log(xp.where(usable[..., None], three, 1.0))
     slope = 0.5 * (ell[..., 2] - ell[..., 0])
     curvature = 0.5 * (ell[..., 2] - 2 * ell[..., 1] + ell[..., 0])
     usable &= curvature < 0
-    j = torch.arange(S, device=win.device)
-    t = (j - centre[..., None]).to(win.dtype)  # (2, B, S), from the centre of the fit
-    te = (torch.minimum(torch.maximum(j, first[..., None]), last[..., None]) - centre[..., None]).to(win.dtype)
+    j = backend.arange(S)
+    t = backend.astype(j - centre[..., None], win.dtype)  # (2, B, S), from the centre of the fit
+    edge = xp.minimum(xp.maximum(j, first[..., None]), last[..., None])
+    te = backend.astype(edge - centre[..., None], win.dtype)
     log_ratio = slope[..., None] * (t - te) + curvature[..., None] * (t * t - te * te)
-    ratio = torch.exp(log_ratio.clamp_(max=_MAX_LOG_RATIO))
-    return torch.where(inside | ~usable[..., None], 1.0, ratio)
+    ratio = xp.exp(xp.clip(log_ratio, None, _MAX_LOG_RATIO))
+    return xp.where(inside | ~usable[..., None], 1.0, ratio)
 
 
-def _taylor_offsets(blurred, maps, x, y, height, width, kernel_size, method):
+def _taylor_offsets(backend, blurred, maps, x, y, height, width, kernel_size, method):
     """The Taylor step mu - m (M, 2) from the blurred taps (13, M)."""
+    xp = backend.xp
     if method == "dark-reference":
         # h' <- h' * max(h) / max(h') changes P only through the clamp at 1e-10; max(h') <=
         # max(h) (the kernel sums to 1), so the clamp cannot act unless a tap is <= 1e-10.
-        clamped = (blurred <= _LOG_FLOOR).any(dim=0)
+        clamped = (blurred <= _LOG_FLOOR).any(axis=0)
         if bool(clamped.any()):
-            rows = maps[clamped].reshape(-1, height, width).to(torch.float64)
-            rows = torch.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0)
-            kern = _kernel_tensor(kernel_size, maps.device)
-            full = _band(height, kern) @ rows @ _band(width, kern).T
-            blurred[:, clamped] *= rows.amax(dim=(1, 2)) / full.amax(dim=(1, 2))
-        p = torch.log(blurred.clamp_(min=_LOG_FLOOR))
+            rows = backend.astype(maps[clamped].reshape(-1, height, width), backend.float64)
+            rows = xp.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0)
+            kernel = backend.constant(("kernel", kernel_size), lambda: gaussian_kernel(kernel_size))
+            full = _band(backend, height, kernel) @ rows @ _band(backend, width, kernel).T
+            rescale = xp.amax(rows.reshape(len(rows), -1), axis=1) / xp.amax(full.reshape(len(rows), -1), axis=1)
+            blurred[:, clamped] = blurred[:, clamped] * backend.astype(rescale, blurred.dtype)
+        p = xp.log(xp.clip(blurred, _LOG_FLOOR, None))
     else:
-        p = torch.log(torch.maximum(blurred, blurred[_C].clamp(min=0) * _LOG_FLOOR))
+        p = xp.log(xp.maximum(blurred, xp.clip(blurred[_C], 0.0, None) * _LOG_FLOOR))
 
     dx = 0.5 * (p[_XP] - p[_XM])
     dy = 0.5 * (p[_YP] - p[_YM])
@@ -355,56 +328,49 @@ def _taylor_offsets(blurred, maps, x, y, height, width, kernel_size, method):
     else:  # only towards a maximum: the Hessian negative definite
         step = (dxx < 0) & (det > 0) & (blurred[_C] > 0)
     # mu - m = -H^-1 g, with H^-1 = [[dyy, -dxy], [-dxy, dxx]] / det
-    inv_det = torch.where(step, 1.0 / torch.where(step, det, 1.0), 0.0)
-    offset = torch.stack(((dxy * dy - dyy * dx) * inv_det, (dxy * dx - dxx * dy) * inv_det), dim=-1)
-    return torch.nan_to_num_(offset, nan=0.0, posinf=0.0, neginf=0.0), step
+    inv_det = xp.where(step, 1.0 / xp.where(step, det, 1.0), 0.0)
+    offset = xp.stack(((dxy * dy - dyy * dx) * inv_det, (dxy * dx - dxx * dy) * inv_det), axis=-1)
+    return xp.nan_to_num(offset, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-@functools.lru_cache(maxsize=32)
-def _window_row_starts(height: int, width: int, R: int, device: torch.device) -> torch.Tensor:
-    """(H*W, S): for a maximum at flat index p, the flat start of each of the S rows of the
-    S x S block of the frame nearest to the window centred on p."""
+# --------------------------------------------------------------------------- constants
+
+
+def _window_corner(height: int, width: int, R: int) -> np.ndarray:
+    """(H*W,) int64: for a maximum at flat index p, the flat index of the top-left corner of
+    the S x S block of the frame nearest to the window centred on p (S = 2R + 1)."""
     S = 2 * R + 1
-    p = torch.arange(height * width, device=device)
-    top = (p // width - R).clamp(0, height - S)
-    left = (p % width - R).clamp(0, width - S)
-    return (top * width + left)[:, None] + torch.arange(0, S * width, width, device=device)
+    p = np.arange(height * width)
+    return np.clip(p // width - R, 0, height - S) * width + np.clip(p % width - R, 0, width - S)
 
 
-@functools.lru_cache(maxsize=32)
-def _kernel_tensor(kernel_size: int, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(gaussian_kernel(kernel_size), device=device)
-
-
-@functools.lru_cache(maxsize=32)
-def _window_kernel(kernel_size: int, R: int, device: torch.device) -> torch.Tensor:
+def _window_kernel(kernel_size: int, R: int) -> np.ndarray:
     """The kernel placed at the centre of a window of 2R + 1 entries, zero elsewhere."""
     r = kernel_size // 2
-    kext = torch.zeros(2 * R + 1, dtype=torch.float64, device=device)
-    kext[R - r : R + r + 1] = _kernel_tensor(kernel_size, device)
-    return kext
+    out = np.zeros(2 * R + 1)
+    out[R - r : R + r + 1] = gaussian_kernel(kernel_size)
+    return out
 
 
-@functools.lru_cache(maxsize=32)
-def _tap_weights(kernel_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(13, S*S) weights: row t is the blur at tap t as a function of the S x S window."""
+def _tap_weights(kernel_size: int) -> np.ndarray:
+    """(13, S*S): row t is the blur at tap t as a function of the S x S window."""
     r = kernel_size // 2
     R = r + 2
     S = 2 * R + 1
-    k2 = torch.outer(_kernel_tensor(kernel_size, device), _kernel_tensor(kernel_size, device))
-    weights = torch.zeros((13, S, S), dtype=torch.float64, device=device)
+    k2 = np.outer(gaussian_kernel(kernel_size), gaussian_kernel(kernel_size))
+    weights = np.zeros((13, S, S))
     for t, (tx, ty) in enumerate(_TAPS):
         weights[t, R + ty - r : R + ty + r + 1, R + tx - r : R + tx + r + 1] = k2
-    return weights.reshape(13, S * S).to(dtype)
+    return weights.reshape(13, S * S)
 
 
-def _band(length: int, kern: torch.Tensor) -> torch.Tensor:
-    """(length, length) matrix of the 1-D zero-padded convolution with ``kern``."""
-    r = kern.shape[0] // 2
-    i = torch.arange(length, device=kern.device)
+def _band(backend, length: int, kernel) -> Any:
+    """(length, length) matrix of the 1-D zero-padded convolution with ``kernel``."""
+    r = kernel.shape[0] // 2
+    i = backend.arange(length)
     d = i[None, :] - i[:, None] + r
-    inside = (d >= 0) & (d < kern.shape[0])
-    return torch.where(inside, kern[d.clamp(0, kern.shape[0] - 1)], 0.0)
+    inside = (d >= 0) & (d < kernel.shape[0])
+    return backend.xp.where(inside, kernel[backend.xp.clip(d, 0, kernel.shape[0] - 1)], 0.0)
 
 
 def _check_kernel(size: Any) -> int:
@@ -413,4 +379,4 @@ def _check_kernel(size: Any) -> int:
     return int(size)
 
 
-__all__ = ["DECODE_METHODS", "decode", "gaussian_kernel"]
+__all__ = ["DARK_MAX_STEP", "DECODE_METHODS", "decode", "gaussian_kernel"]

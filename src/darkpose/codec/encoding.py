@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
+import numpy as np
 
-from darkpose.codec._arrays import describe, new_array, to_caller, to_tensor
+from darkpose.codec._backend import convert, describe, wrap
 
 ENCODE_METHODS = ("unbiased", "quantized")
 
@@ -65,62 +65,79 @@ def encode(
     """
     if method not in ENCODE_METHODS:
         raise ValueError(f"method: expected one of {ENCODE_METHODS}, got {method!r}")
-    kp, was_numpy = to_tensor(keypoints, "keypoints")
-    vis, _ = to_tensor(visible, "visible")
-    if kp.ndim != 3 or kp.shape[-1] != 2 or not kp.is_floating_point():
+    backend, kp, restore = wrap(keypoints, "keypoints")
+    return _encode(backend, kp, restore, visible, heatmap_size, sigma, method, out)
+
+
+def _encode(backend, kp, restore, visible, heatmap_size, sigma, method, out):
+    xp = backend.xp
+    if kp.ndim != 3 or kp.shape[-1] != 2 or not backend.is_float(kp):
         raise ValueError(f"keypoints: expected a float array of shape (N, K, 2), got {describe(kp)}")
+    vis = convert(backend, visible, "visible")
     if tuple(vis.shape) != tuple(kp.shape[:2]):
         raise ValueError(
             f"visible: expected shape {tuple(kp.shape[:2])} to match keypoints (N, K), got {tuple(vis.shape)}"
         )
     width, height = _check_size(heatmap_size)
     sigma = _check_sigma(sigma)
+    n, k = kp.shape[:2]
+    target = None
+    if out is not None:
+        target = convert(backend, out, "out")
+        if tuple(target.shape) != (n, k, height, width) or target.dtype != backend.float32 or not _c_contiguous(target):
+            raise ValueError(
+                f"out: expected a contiguous float32 array of shape {(n, k, height, width)} of the keypoints' "
+                f"type, got {describe(target)}"
+            )
 
-    device = kp.device
-    mu = kp.to(torch.float64)
-    vis = vis.to(device)
-    labelled = (vis > 0) if vis.dtype != torch.bool else vis
-    if not bool(torch.isfinite(mu[labelled]).all()):
-        n, k = torch.nonzero(labelled & ~torch.isfinite(mu).all(-1))[0].tolist()
+    mu = backend.astype(kp, backend.float64)
+    labelled = vis > 0
+    finite = xp.isfinite(mu).all(axis=-1)
+    if bool((labelled & ~finite).any()):
+        bad = backend.nonzero((labelled & ~finite).reshape(-1))[0]
+        i, j = int(bad) // k, int(bad) % k
         raise ValueError(
-            f"keypoints: labelled keypoint [{n}, {k}] has a non-finite position "
-            f"{kp[n, k].tolist()}; mark it unlabelled (visible 0) or give a finite position"
+            f"keypoints: labelled keypoint [{i}, {j}] has a non-finite position "
+            f"{mu[i, j].tolist()}; mark it unlabelled (visible 0) or give a finite position"
         )
-    mu = torch.where(labelled[..., None], mu, torch.zeros((), dtype=mu.dtype, device=device))
+    mu = xp.where(labelled[..., None], mu, 0.0)
     if method == "quantized":
-        mu = torch.floor(mu + 0.5)
+        mu = xp.floor(mu + 0.5)
 
     reach = 3.0 * sigma
     mu_x, mu_y = mu[..., 0], mu[..., 1]
     box_overlaps = (
         (mu_x + reach >= 0) & (mu_x - reach <= width - 1) & (mu_y + reach >= 0) & (mu_y - reach <= height - 1)
     )
-    weights = (labelled & box_overlaps).to(torch.float32)
+    weights = backend.astype(labelled & box_overlaps, backend.float32)
 
-    # the 1-D profiles g(x) (N, K, W) and g(y) (N, K, H), computed together in float32; the
-    # integer and fractional parts of mu are split so that t - mu keeps float64's precision
-    t = torch.cat((torch.arange(width, device=device), torch.arange(height, device=device)))
-    lengths = torch.tensor([width, height], device=device)
-    whole = torch.floor(mu)
-    centre = torch.repeat_interleave(whole.to(torch.float32), lengths, dim=-1)
-    fraction = torch.repeat_interleave((mu - whole).to(torch.float32), lengths, dim=-1)
-    exponent = (t - centre).sub_(fraction).square_().mul_(-0.5 / (sigma * sigma))
-    profiles = torch.exp(exponent)
-    if method == "quantized":  # |t - mu| <= 3 sigma  <=>  exponent >= -4.5
-        profiles.masked_fill_(exponent < -4.5 - 1e-5, 0.0)
+    # The 1-D profiles g(x) (N, K, W) and g(y) (N, K, H), computed together in float32; mu is
+    # split into its integer and fractional parts so that t - mu keeps float64's precision.
+    whole = xp.floor(mu)
+    fraction = backend.astype(mu - whole, backend.float32)
+    t = backend.astype(xp.concatenate((backend.arange(width), backend.arange(height))), backend.float32)
+    offset = xp.concatenate(
+        (
+            (t[:width] - backend.astype(whole[..., 0:1], backend.float32)) - fraction[..., 0:1],
+            (t[width:] - backend.astype(whole[..., 1:2], backend.float32)) - fraction[..., 1:2],
+        ),
+        axis=-1,
+    )
+    exponent = offset * offset * (-0.5 / (sigma * sigma))
+    profiles = xp.exp(exponent)
+    if method == "quantized":  # the 3-sigma patch: |t - mu| <= 3 sigma  <=>  exponent >= -4.5
+        profiles = xp.where(exponent < -4.5 - 1e-5, 0.0, profiles)
     gx, gy = profiles[..., :width], profiles[..., width:] * weights[..., None]
-    shape = (*mu.shape[:2], height, width)
-    if out is None:
-        heatmaps = new_array(shape, torch.float32, device)
-    else:
-        heatmaps, _ = to_tensor(out, "out")
-        if tuple(heatmaps.shape) != shape or heatmaps.dtype != torch.float32 or heatmaps.device != device:
-            raise ValueError(
-                f"out: expected a float32 array of shape {shape} on {device}, got {describe(heatmaps)} "
-                f"on {heatmaps.device}"
-            )
-    torch.mul(gy[..., :, None], gx[..., None, :], out=heatmaps)
-    return (out if out is not None else to_caller(heatmaps, was_numpy)), to_caller(weights, was_numpy)
+    if target is None:
+        return restore(backend.outer_into(gy, gx, backend.empty((n, k, height, width), backend.float32))), restore(
+            weights
+        )
+    backend.outer_into(gy, gx, target)  # writes through to the caller's buffer
+    return out, restore(weights)
+
+
+def _c_contiguous(a: Any) -> bool:
+    return a.flags["C_CONTIGUOUS"] if isinstance(a, np.ndarray) else a.is_contiguous()
 
 
 def _check_size(heatmap_size: Any) -> tuple[int, int]:
