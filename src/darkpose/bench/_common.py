@@ -24,6 +24,21 @@ def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> dict[str,
     return {"median_s": statistics.median(times), "best_s": min(times), "runs": len(times)}
 
 
+def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median wall-clock seconds of each function, timed in rounds that run every function
+    once (in a rotating order), so that drifts in the machine's speed hit all of them alike."""
+    names = list(fns)
+    for name in names:  # warm-up
+        fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(max(1, repeats)):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def machine() -> dict[str, Any]:
     import numpy as np
     import torch

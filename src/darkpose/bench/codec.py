@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from darkpose.bench._common import check_json_target, machine, table, time_call, write_json
+from darkpose.bench._common import check_json_target, machine, table, time_call, time_interleaved, write_json
 from darkpose.codec import DECODE_METHODS, ENCODE_METHODS, decode, encode
 from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
 
@@ -121,18 +121,24 @@ def run(args: argparse.Namespace) -> int:
         if coords is not None:
             results[name]["mean_error_px"] = _error(coords, truth)
 
-    record("floor: np.argmax (numpy)", time_call(lambda: flat.argmax(axis=1), args.repeats)["median_s"])
-    record(
-        "torch.argmax (torch)",
-        time_call(lambda: tensor.reshape(count, -1).argmax(dim=1), args.repeats)["median_s"],
-    )
     print(f"timing the per-keypoint loop ({count} keypoints, {args.loop_repeats} runs) ...", flush=True)
     loop = time_call(lambda: decode_loop(maps, args.kernel), args.loop_repeats, warmup=0)["median_s"]
+    fast = {
+        "floor: np.argmax (numpy)": lambda: flat.argmax(axis=1),
+        "torch.argmax (torch)": lambda: tensor.reshape(count, -1).argmax(dim=1),
+    }
+    for method in DECODE_METHODS:
+        for kind, data in (("numpy", maps), ("torch", tensor)):
+            fast[f"decode {method} ({kind})"] = lambda d=data, m=method: decode(d, m, args.kernel)
+    print(f"timing the floor and the decode methods ({args.repeats} interleaved rounds) ...", flush=True)
+    seconds = time_interleaved(fast, args.repeats)
+    record("floor: np.argmax (numpy)", seconds["floor: np.argmax (numpy)"])
+    record("torch.argmax (torch)", seconds["torch.argmax (torch)"])
     record("baseline: per-keypoint loop (numpy)", loop, decode_loop(maps, args.kernel))
     for method in DECODE_METHODS:
         for kind, data in (("numpy", maps), ("torch", tensor)):
-            seconds = time_call(lambda d=data, m=method: decode(d, m, args.kernel), args.repeats)["median_s"]
-            record(f"decode {method} ({kind})", seconds, np.asarray(decode(data, method, args.kernel)[0]))
+            name = f"decode {method} ({kind})"
+            record(name, seconds[name], np.asarray(decode(data, method, args.kernel)[0]))
 
     floor = results["floor: np.argmax (numpy)"]["median_s"]
     rows = []
