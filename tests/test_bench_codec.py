@@ -45,3 +45,11 @@ def test_unknown_command_and_help(capsys):
     assert "unknown command" in capsys.readouterr().err
     assert main([]) == 0
     assert "bench codec" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--n", "0"], ["--kernel", "4"], ["--sigma", "-1"], ["--size", "48", "0"]])
+def test_bad_arguments_are_refused_before_any_work(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "codec", *argv])
+    assert exc.value.code == 2
+    assert "expected" in capsys.readouterr().err

@@ -230,3 +230,15 @@ def test_pckh_bad_inputs(tmp_path):
     )
     with pytest.raises(ValueError, match=r"shape\.mat: field 'jnt_missing' must be \(16, 2\)"):
         evaluate_pckh(pred, tmp_path / "shape.mat")
+
+
+def test_load_coco_gt_names_the_file_and_field_of_a_malformed_annotation(tmp_path):
+    from darkpose.evaluation import load_coco_gt
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": 3}')
+    with pytest.raises(ValueError, match=r"bad.json: 'images' must be a list of objects, got int"):
+        load_coco_gt(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"bad.json: expected a JSON object"):
+        load_coco_gt(bad)

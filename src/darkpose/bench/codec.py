@@ -25,21 +25,51 @@ TARGETS = {"dark_vs_floor": 2.0, "dark_vs_loop": 50.0, "encode_vs_loop": 10.0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=int, default=256, help="instances (default 256)")
-    parser.add_argument("--k", type=int, default=17, help="keypoints per instance (default 17)")
-    parser.add_argument("--size", type=int, nargs=2, default=(48, 64), metavar=("W", "H"), help="heatmap size")
-    parser.add_argument("--sigma", type=float, default=2.0, help="Gaussian sigma of the targets (default 2)")
-    parser.add_argument("--kernel", type=int, default=11, help="modulation kernel (default 11)")
-    parser.add_argument("--noise", type=float, default=0.03, help="noise level of the heatmaps (default 0.03)")
+    parser.add_argument("--n", type=_positive_int, default=256, help="instances (default 256)")
+    parser.add_argument("--k", type=_positive_int, default=17, help="keypoints per instance (default 17)")
+    parser.add_argument(
+        "--size", type=_positive_int, nargs=2, default=(48, 64), metavar=("W", "H"), help="heatmap size"
+    )
+    parser.add_argument("--sigma", type=_positive_float, default=2.0, help="Gaussian sigma of the targets (default 2)")
+    parser.add_argument("--kernel", type=_odd_int, default=11, help="modulation kernel, odd (default 11)")
+    parser.add_argument("--noise", type=_non_negative_float, default=0.03, help="noise level (default 0.03)")
     parser.add_argument(
         "--spread", choices=("person", "uniform"), default="person",
         help="keypoint positions: like COCO people in a crop (default), or uniform over the frame",
     )  # fmt: skip
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs per fast measurement (default 20)")
-    parser.add_argument("--loop-repeats", type=int, default=3, help="timed runs of each loop (default 3)")
+    parser.add_argument("--repeats", type=_positive_int, default=20, help="timed rounds of the fast code (default 20)")
+    parser.add_argument("--loop-repeats", type=_positive_int, default=3, help="timed runs of each loop (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _odd_int(text: str) -> int:
+    value = _positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"expected an odd positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
 
 
 def decode_loop(heatmaps: np.ndarray, kernel: int) -> np.ndarray:

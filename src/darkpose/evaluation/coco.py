@@ -127,14 +127,22 @@ def load_coco_gt(ann, quiet: bool = True):
     path = Path(ann)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object with 'images', 'annotations', 'categories'")
+    for key in ("images", "annotations", "categories"):
+        entries = data.get(key, [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError(f"{path}: '{key}' must be a list of objects, got {type(entries).__name__}")
     out = io.StringIO()
     with contextlib.redirect_stdout(out) if quiet else contextlib.nullcontext():
-        try:
-            return COCO(str(path))
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"{path}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})"
-            ) from None
+        coco = COCO()
+        coco.dataset = data
+        coco.createIndex()
+    return coco
 
 
 def evaluate_coco(
