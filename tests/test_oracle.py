@@ -54,7 +54,7 @@ def test_oracle_command_refuses_to_overwrite(coco_mini, tmp_path, capsys):
     args = ["bench", "oracle", "--ann", str(coco_mini / ANN), "--images",
             str(coco_mini / "train2017"), "--sizes", "128x96", "--json", str(out)]
     assert main(args) == 2
-    assert "exists (pass --force to overwrite)" in capsys.readouterr().err
+    assert "already exists; pass --force to overwrite it" in capsys.readouterr().err
     assert out.read_text() == "{}"
     assert main(args + ["--force"]) == 0
     printed = capsys.readouterr().out

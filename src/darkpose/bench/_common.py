@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,22 +54,23 @@ def machine() -> dict[str, Any]:
     }
 
 
-def check_json_target(path: str | None, force: bool) -> Path | None:
-    """Refuse, before any work is done, to overwrite an existing file unless forced."""
+def json_target_refused(command: str, path: str | Path | None, force: bool) -> bool:
+    """Print why and return True when ``--json PATH`` names an existing file and ``--force``
+    was not given: nothing a user made is overwritten unasked. Checked before any work."""
+    if path is not None and Path(path).exists() and not force:
+        print(f"darkpose {command}: {path} already exists; pass --force to overwrite it", file=sys.stderr)
+        return True
+    return False
+
+
+def write_json(path: str | Path | None, payload: Any) -> None:
+    """Write ``payload`` as indented JSON to ``path`` (creating its folder), if a path is given."""
     if path is None:
-        return None
+        return
     target = Path(path)
-    if target.exists() and not force:
-        raise SystemExit(f"--json: {target} already exists; pass --force to overwrite it")
-    if not target.parent.exists():
-        raise SystemExit(f"--json: folder {target.parent} does not exist")
-    return target
-
-
-def write_json(target: Path | None, payload: dict[str, Any]) -> None:
-    if target is not None:
-        target.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"wrote {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {target}", file=sys.stderr)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from darkpose.bench._common import check_json_target, machine, table, time_call, time_interleaved, write_json
+from darkpose.bench._common import json_target_refused, machine, table, time_call, time_interleaved, write_json
 from darkpose.codec import DECODE_METHODS, ENCODE_METHODS, decode, encode
 from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
 
@@ -129,7 +129,8 @@ def encode_loop(
 
 
 def run(args: argparse.Namespace) -> int:
-    target = check_json_target(args.json, args.force)
+    if json_target_refused("bench codec", args.json, args.force):
+        return 2
     size = tuple(args.size)
     rng = np.random.default_rng(args.seed)
     truth = keypoint_positions(rng, args.n, args.k, size, spread=args.spread)
@@ -202,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     for text, ok in checks:
         print(f"[{'met' if ok else 'MISSED'}] {text}")
     config = vars(args) | {"size": list(size)}
-    write_json(target, {"config": config, "machine": info, "results": results, "targets": dict(checks)})
+    write_json(args.json, {"config": config, "machine": info, "results": results, "targets": dict(checks)})
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import statistics
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from darkpose.bench._common import json_target_refused, write_json
 
 __all__ = ["Row", "Variant", "add_arguments", "format_table", "run", "run_benchmark", "variants"]
 
@@ -277,9 +278,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from darkpose.models import MODELS
 
-    if args.json is not None and args.json.exists() and not args.force:
-        print(f"darkpose bench models: {args.json} exists; pass --force to overwrite it",
-              file=sys.stderr)
+    if json_target_refused("bench models", args.json, args.force):
         return 2
     if args.model not in MODELS:
         print(f"darkpose bench models: unknown --model {args.model!r}; available: "
@@ -323,7 +322,4 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(format_table(rows))
-    if args.json is not None:
-        args.json.write_text(json.dumps({**setup, "rows": [asdict(r) for r in rows]}, indent=2))
-        print(f"wrote {args.json}", file=sys.stderr)
-    return 0
+    write_json(args.json, {**setup, "rows": [asdict(r) for r in rows]})

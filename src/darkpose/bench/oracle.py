@@ -26,7 +26,6 @@ noise-free targets), clipped to the frame where it is.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from darkpose import geometry
+from darkpose.bench._common import json_target_refused, write_json
 from darkpose.codec import DARK_MAX_STEP
 from darkpose.data import CocoKeypointDataset, TopDownTransform, TransformConfig, read_image
 from darkpose.data.transforms import default_blur_kernel, default_sigma
@@ -273,9 +273,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.json is not None and args.json.exists() and not args.force:
-        print(f"darkpose bench oracle: {args.json} exists (pass --force to overwrite)",
-              file=sys.stderr)
+    if json_target_refused("bench oracle", args.json, args.force):
         return 2
     try:
         sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -303,8 +301,4 @@ def run(args: argparse.Namespace) -> int:
           f"{_yes(no_loss)}")
     print(f"unbiased+dark within {ACCEPTANCE} of the ceiling of its reach ({reach_key}) at "
           f"every size: {_yes(at_reach)}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(table, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0
+    write_json(args.json, table)

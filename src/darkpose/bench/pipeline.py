@@ -13,7 +13,6 @@ isolation on already-decoded photos.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from darkpose.bench._common import json_target_refused, write_json
 from darkpose.data import CocoKeypointDataset, TopDownTransform, TransformConfig
 from darkpose.data.image import read_image
 
@@ -196,9 +196,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json is not None and args.json.exists() and not args.force:
-        print(f"darkpose bench pipeline: {args.json} exists (pass --force to overwrite)",
-              file=sys.stderr)
+    if json_target_refused("bench pipeline", args.json, args.force):
         return 2
     if args.rounds < 1 or args.batch_size < 1:
         print("darkpose bench pipeline: --rounds and --batch-size must be at least 1",
@@ -216,8 +214,4 @@ def run(args: argparse.Namespace) -> int:
         ok = report[f"ratio_{mode}"] <= TARGET_RATIO
         print(f"{mode + 'ed' if mode == 'batch' else 'per-sample'} targets within "
               f"{TARGET_RATIO}x of JPEG decode: {'yes' if ok else 'NO'}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0
+    write_json(args.json, report)
