@@ -7,10 +7,10 @@ everything the codec uses) and the few operations whose spelling differs as meth
 The backend is chosen from the input. NumPy arrays, and torch tensors on the CPU, are
 computed with NumPy: the decode's many operations on small arrays cost a third of torch's
 there. Tensors on any other device are computed with torch on that device, so nothing leaves
-it. Results go back in the caller's type (:func:`wrap`). Two heavy primitives run through
-torch on the CPU as well, on zero-copy views, where they are several times faster than
-NumPy's: reading rows of windows (``gather_rows``) and the outer product of ``encode``
-(``outer_into``).
+it. Results go back in the caller's type (:func:`wrap`). Three heavy primitives run through
+torch on the CPU as well, on zero-copy views, where they are faster than NumPy's: reading
+rows of windows (``gather_rows``), the decode's matrix products (``matmul``) and the outer
+product of ``encode`` (``outer_into``).
 """
 
 from __future__ import annotations

@@ -212,3 +212,20 @@ def check_transform(transform, image_size, convention) -> None:
         raise ValueError(
             f"transform convention {cfg.convention!r} differs from the dataset's {convention!r}"
         )
+
+
+def open_annotations(ann_file, image_dir, metadata, transform, image_size, convention):
+    """The shared start of a dataset constructor: the metadata, the annotation path, the image
+    folder (which must exist), the transform checked against the dataset, the parsed JSON.
+
+    Returns (metadata, ann_path, image_dir, parsed JSON)."""
+    from darkpose.data._io import read_json
+    from darkpose.data.keypoint_metadata import load_metadata
+
+    meta = load_metadata(metadata)
+    ann_path = Path(ann_file)
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"image folder not found: {image_dir}")
+    check_transform(transform, image_size, convention)
+    return meta, ann_path, image_dir, read_json(ann_path, "annotation file")

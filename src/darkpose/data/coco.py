@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from darkpose.data._io import read_json, require_field
-from darkpose.data.base import TopDownDataset, check_transform
-from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
+from darkpose.data.base import TopDownDataset, open_annotations
+from darkpose.data.keypoint_metadata import KeypointMetadata
 from darkpose.geometry import area_from_scale, boxes_to_center_scale, clean_boxes
 
 logger = logging.getLogger(__name__)
@@ -124,15 +124,11 @@ class CocoKeypointDataset(TopDownDataset):
         color: str = "rgb",
         seed: int = 0,
     ) -> None:
-        meta = load_metadata(metadata)
+        meta, self.ann_file, image_dir, raw = open_annotations(
+            ann_file, image_dir, metadata, transform, image_size, convention
+        )
         k = meta.num_keypoints
-        self.ann_file = Path(ann_file)
-        image_dir = Path(image_dir)
-        if not image_dir.is_dir():
-            raise FileNotFoundError(f"image folder not found: {image_dir}")
-        check_transform(transform, image_size, convention)
         where = str(self.ann_file)
-        raw = read_json(self.ann_file, "annotation file")
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: expected a JSON object with 'images', 'annotations', "
                              f"'categories', got {type(raw).__name__}")

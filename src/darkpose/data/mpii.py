@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from darkpose.data._io import read_json, require_field
-from darkpose.data.base import TopDownDataset, check_transform
-from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
+from darkpose.data._io import require_field
+from darkpose.data.base import TopDownDataset, open_annotations
+from darkpose.data.keypoint_metadata import KeypointMetadata
 from darkpose.geometry import BOX_PADDING, area_from_scale, center_scale_to_boxes
 
 logger = logging.getLogger(__name__)
@@ -60,15 +60,11 @@ class MpiiDataset(TopDownDataset):
         color: str = "rgb",
         seed: int = 0,
     ) -> None:
-        meta = load_metadata(metadata)
+        meta, self.ann_file, image_dir, entries = open_annotations(
+            ann_file, image_dir, metadata, transform, image_size, convention
+        )
         k = meta.num_keypoints
-        self.ann_file = Path(ann_file)
-        image_dir = Path(image_dir)
-        if not image_dir.is_dir():
-            raise FileNotFoundError(f"image folder not found: {image_dir}")
-        check_transform(transform, image_size, convention)
         where = str(self.ann_file)
-        entries = read_json(self.ann_file, "annotation file")
         if not isinstance(entries, list):
             raise ValueError(
                 f"{where}: expected a JSON list of people, got {type(entries).__name__}"
