@@ -25,6 +25,7 @@ Hessian) and is clipped to 1.5 px per axis.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -124,7 +125,7 @@ def _decode(backend: Backend, hm, restore, method: str, kernel_size: int):
         coords += _quarter_shift(backend, maps, x, y, height, width)
     elif method in ("dark", "dark-reference") and len(x):
         R = kernel_size // 2 + 2
-        blurred = _blurred_taps(backend, maps, blurred, recheck, x, y, height, width, kernel_size, R, method)
+        blurred = _blurred_taps(backend, maps, blurred, recheck, index, x, y, height, width, kernel_size, R, method)
         offset = _taylor_offsets(backend, blurred, maps, x, y, height, width, kernel_size, method)
         if method == "dark":  # trust the quadratic model of P within 1.5 px of m
             offset = backend.xp.clip(offset, -DARK_MAX_STEP, DARK_MAX_STEP)
@@ -219,7 +220,7 @@ def _quarter_shift(backend, maps, x, y, height, width):
 # --------------------------------------------------------------------------- steps 2-4
 
 
-def _blurred_taps(backend, maps, blurred, recheck, x, y, height, width, kernel_size, R, method):
+def _blurred_taps(backend, maps, blurred, recheck, index, x, y, height, width, kernel_size, R, method):
     """h' = G_k * h at the 13 taps around each maximum, (13, M).
 
     ``blurred`` holds the taps :func:`_locate` computed, exact where the
@@ -228,40 +229,50 @@ def _blurred_taps(backend, maps, blurred, recheck, x, y, height, width, kernel_s
     repeated outside the frame, and weighted there by 0 for "dark-reference" (zero padding),
     by the Gaussian continuation for "dark".
     """
-    redo = (x < R) | (x >= width - R) | (y < R) | (y >= height - R) | recheck
+    near = backend.constant(("near border", height, width, R), lambda: _near_border(height, width, R))
     if blurred is None:
         blurred = backend.empty((13, maps.shape[0]), maps.dtype)
-        redo = redo | True
+        redo, clean = backend.xp.ones_like(recheck), True
     else:
-        redo |= ~backend.xp.isfinite(blurred.sum(axis=0))  # a NaN or Inf in a window reaches the sum
+        recheck = recheck | ~backend.xp.isfinite(blurred.sum(axis=0))  # a NaN or Inf reaches the sum
+        redo, clean = near[index] | recheck, bool(recheck.any())
     if bool(redo.any()):
         i = backend.nonzero(redo)
-        blurred[:, i] = _border_taps(backend, maps, i, x[i], y[i], height, width, kernel_size, R, method)
+        blurred[:, i] = _border_taps(backend, maps, i, x[i], y[i], height, width, kernel_size, R, method, clean)
     return blurred
 
 
-def _border_taps(backend, maps, i, x, y, height, width, kernel_size, R, method):
-    """Taps (13, len(i)) of the windows centred on maxima near the border."""
+def _border_taps(backend, maps, i, x, y, height, width, kernel_size, R, method, clean):
+    """Taps (13, len(i)) of the windows centred on maxima near the border.
+
+    What depends only on where the maximum lies on an axis comes from :func:`_axis_tables`:
+    row p < W of a table describes column p of the frame, row W + q row q.
+    """
     xp = backend.xp
     S = 2 * R + 1
-    pos = xp.stack((x, y))  # (2, B)
-    size = backend.asarray(np.array([[width], [height]]))
-    lines = pos[..., None] + backend.arange(-R, R + 1)  # (2, B, S): frame column / row of each
-    inside = (lines >= 0) & (lines < size[..., None])
-    lines = xp.minimum(xp.clip(lines, 0, None), size[..., None] - 1)  # the edge repeated
-    index = (i * (height * width))[:, None, None] + lines[1][:, :, None] * width + lines[0][:, None, :]
-    win = maps.reshape(-1)[index.reshape(-1)].reshape(-1, S, S)
-    win = xp.nan_to_num(win, nan=0.0, posinf=0.0, neginf=0.0)
+    key = (width, height, kernel_size, R)
+    ints = backend.constant(("axis ints", *key), lambda: _axis_tables(*key)[0])
+    pos = xp.stack((x, y + width))  # (2, B)
+    lines, fit, enough = _split_ints(ints[pos], S)
+    rows = (i * (height * width))[:, None] + lines[1] * width  # (B, S): flat start of each row
+    win = maps.reshape(-1)[rows[:, :, None] + lines[0][:, None, :]]  # (B, S, S), the edge repeated
+    if clean:
+        win = xp.nan_to_num(win, nan=0.0, posinf=0.0, neginf=0.0)
+    floats = backend.constant(("axis floats", *key), lambda: _axis_tables(*key)[1], win.dtype)[pos]
     if method == "dark-reference":
-        ratio = backend.astype(inside, win.dtype)  # zero padding
+        ratio = floats[..., :S]  # zero padding: 1 inside the frame, 0 outside
     else:
-        ratio = _continuation(backend, win, pos, size, inside, kernel_size, R)
+        ratio = _continuation(backend, win, floats[..., S:], fit, enough, R)
     win = win * ratio[1][:, :, None] * ratio[0][:, None, :]
     weights = backend.constant(("taps", kernel_size), lambda: _tap_weights(kernel_size), maps.dtype)
     return backend.matmul(weights, win.reshape(-1, S * S).T)
 
 
-def _continuation(backend, win, pos, size, inside, kernel_size, R):
+def _split_ints(ints, S):
+    return ints[..., :S], ints[..., S : S + 3], ints[..., S + 3] > 0
+
+
+def _continuation(backend, win, floats, fit, enough, R):
     """Factors (2, B, S) per window column (0) and row (1) that continue border windows
     as Gaussians.
 
@@ -272,31 +283,23 @@ def _continuation(backend, win, pos, size, inside, kernel_size, R):
     by a quadratic l through the three inside columns nearest the centre, and an outside
     column c, which repeats the edge column e, gets the factor exp(l(c) - l(e)). Rows
     likewise. Where no strictly concave fit exists (a flat map, say) the edge is repeated.
+    ``floats``, ``fit`` and ``enough`` are the rows of :func:`_axis_tables` for each window.
     """
     xp = backend.xp
     S = 2 * R + 1
-    kernel = backend.constant(("window kernel", kernel_size, R), lambda: _window_kernel(kernel_size, R), win.dtype)
-    weight = kernel * inside  # (2, B, S): blur across the inside part of the other axis
-    # the profiles at the five central columns (rows)
+    weight, dt, dt2 = floats[..., :S], floats[..., S : 2 * S], floats[..., 2 * S :]
+    # the profiles at the five central columns (rows), and the three of the fit among them
     profile_x = (weight[1][:, None, :] @ win[:, :, R - 2 : R + 3])[:, 0]
     profile_y = (win[:, R - 2 : R + 3, :] @ weight[0][:, :, None])[:, :, 0]
-    profile = xp.stack((profile_x, profile_y))  # (2, B, 5)
-    first = xp.clip(R - pos, 0, None)  # first and last window index inside the frame
-    last = xp.clip(R + size - 1 - pos, None, S - 1)
-    centre = xp.minimum(xp.clip(first + 1, R, None), last - 1)  # R - 1, R or R + 1
-    three = backend.take_along(profile, centre[..., None] - (R - 2) + backend.arange(-1, 2), 2)
-    usable = (three > 0).all(axis=2) & (last - first >= 2)
+    three = backend.take_along(xp.stack((profile_x, profile_y)), fit, 2)  # (2, B, 3)
+    usable = (three > 0).all(axis=2) & enough
     ell = xp.log(xp.where(usable[..., None], three, 1.0))
     slope = 0.5 * (ell[..., 2] - ell[..., 0])
     curvature = 0.5 * (ell[..., 2] - 2 * ell[..., 1] + ell[..., 0])
     usable &= curvature < 0
-    j = backend.arange(S)
-    t = backend.astype(j - centre[..., None], win.dtype)  # (2, B, S), from the centre of the fit
-    edge = xp.minimum(xp.maximum(j, first[..., None]), last[..., None])
-    te = backend.astype(edge - centre[..., None], win.dtype)
-    log_ratio = slope[..., None] * (t - te) + curvature[..., None] * (t * t - te * te)
-    ratio = xp.exp(xp.clip(log_ratio, None, _MAX_LOG_RATIO))
-    return xp.where(inside | ~usable[..., None], 1.0, ratio)
+    # l(c) - l(e) = slope (t - te) + curvature (t^2 - te^2), t and te from the centre of the fit
+    log_ratio = slope[..., None] * dt + curvature[..., None] * dt2
+    return xp.exp(xp.where(usable[..., None], xp.clip(log_ratio, None, _MAX_LOG_RATIO), 0.0))
 
 
 def _taylor_offsets(backend, blurred, maps, x, y, height, width, kernel_size, method):
@@ -344,12 +347,43 @@ def _window_corner(height: int, width: int, R: int) -> np.ndarray:
     return np.clip(p // width - R, 0, height - S) * width + np.clip(p % width - R, 0, width - S)
 
 
-def _window_kernel(kernel_size: int, R: int) -> np.ndarray:
-    """The kernel placed at the centre of a window of 2R + 1 entries, zero elsewhere."""
+def _near_border(height: int, width: int, R: int) -> np.ndarray:
+    """(H*W,) bool: whether the window of 2R + 1 pixels centred on a maximum at each flat
+    index crosses the frame border."""
+    p = np.arange(height * width)
+    x, y = p % width, p // width
+    return (x < R) | (x >= width - R) | (y < R) | (y >= height - R)
+
+
+@functools.cache
+def _axis_tables(width: int, height: int, kernel_size: int, R: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the border windows need to know of a maximum's position on each axis.
+
+    Row p < W describes column p of the frame, row W + q row q, and the window of
+    S = 2R + 1 entries centred there. Integers (W + H, S + 4): the frame line of each entry,
+    the edge repeated outside (S); the three entries of the continuation's fit, the inside
+    entries nearest the centre, counted from entry R - 2 (3); whether three inside entries
+    exist (1). Floats (W + H, 4S): 1 inside the frame and 0 outside; the modulation kernel at
+    the window's centre, 0 outside; t - te and t^2 - te^2, where t is an entry's and te its
+    edge entry's distance from the fit's centre (0 inside).
+    """
+    S = 2 * R + 1
     r = kernel_size // 2
-    out = np.zeros(2 * R + 1)
-    out[R - r : R + r + 1] = gaussian_kernel(kernel_size)
-    return out
+    window_kernel = np.zeros(S)
+    window_kernel[R - r : R + r + 1] = gaussian_kernel(kernel_size)
+    pos = np.concatenate((np.arange(width), np.arange(height)))[:, None]
+    size = np.concatenate((np.full(width, width), np.full(height, height)))[:, None]
+    j = np.arange(S)
+    lines = pos - R + j
+    inside = (lines >= 0) & (lines < size)
+    first = np.clip(R - pos, 0, None)  # first and last window entry inside the frame
+    last = np.minimum(R + size - 1 - pos, S - 1)
+    centre = np.minimum(np.maximum(first + 1, R), last - 1)  # R - 1, R or R + 1
+    t = (j - centre).astype(np.float64)
+    te = (np.clip(j, first, last) - centre).astype(np.float64)
+    ints = np.concatenate((np.clip(lines, 0, size - 1), centre - (R - 2) + np.arange(-1, 2), last - first >= 2), axis=1)
+    floats = np.concatenate((inside, window_kernel * inside, t - te, t * t - te * te), axis=1)
+    return ints.astype(np.int64), floats
 
 
 def _tap_weights(kernel_size: int) -> np.ndarray:
