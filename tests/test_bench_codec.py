@@ -15,7 +15,8 @@ def test_bench_codec_prints_the_table_and_writes_json(tmp_path, capsys):
     argv = ["bench", "codec", "--n", "4", "--k", "3", "--repeats", "1", "--loop-repeats", "1", "--json", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    for needle in ["floor: np.argmax", "baseline: per-keypoint loop", "decode dark", "encode quantized"]:
+    needles = ["floor: np.argmax", "argmax + window read", "baseline: per-keypoint loop", "decode dark"]
+    for needle in needles + ["encode quantized", "allocate and write once"]:
         assert needle in text
     data = json.loads(out.read_text())
     assert data["config"]["n"] == 4
@@ -54,3 +55,19 @@ def test_bad_arguments_are_refused_before_any_work(argv, capsys):
         main(["bench", "codec", *argv])
     assert exc.value.code == 2
     assert "expected" in capsys.readouterr().err
+
+
+def test_the_window_read_bound_reads_the_window_around_each_maximum():
+    from darkpose.bench.codec import argmax_and_windows
+
+    rng = np.random.default_rng(1)
+    maps = rng.random((2, 3, 20, 17)).astype(np.float32)
+    windows = argmax_and_windows(maps, 11).numpy().reshape(6, 15, 15)
+    flat = maps.reshape(6, 20, 17)
+    for m in range(6):
+        y, x = np.unravel_index(flat[m].argmax(), (20, 17))
+        top, left = min(max(y - 7, 0), 20 - 15), min(max(x - 7, 0), 17 - 15)
+        np.testing.assert_array_equal(windows[m], flat[m, top : top + 15, left : left + 15])
+    # frames smaller than the window: the whole frame is read
+    small = rng.random((1, 2, 6, 9)).astype(np.float32)
+    assert argmax_and_windows(small, 11).shape == (2 * 6, 6)
