@@ -254,8 +254,13 @@ def _border_taps(backend, maps, i, x, y, height, width, kernel_size, R, method, 
     ints = backend.constant(("axis ints", *key), lambda: _axis_tables(*key)[0])
     pos = xp.stack((x, y + width))  # (2, B)
     lines, fit, enough = _split_ints(ints[pos], S)
-    rows = (i * (height * width))[:, None] + lines[1] * width  # (B, S): flat start of each row
-    win = maps.reshape(-1)[rows[:, :, None] + lines[0][:, None, :]]  # (B, S, S), the edge repeated
+    # read the window's rows (the edge row repeated) over the block of columns nearest to it,
+    # then pick its columns (the edge column repeated) from the block
+    block = min(S, width)
+    start = xp.clip(x - R, 0, width - block)
+    rows = (i * (height * width))[:, None] + lines[1] * width + start[:, None]  # (B, S)
+    win = backend.gather_rows(maps.reshape(-1), rows.reshape(-1), block).reshape(-1, S, block)
+    win = backend.take_along(win, (lines[0] - start[:, None])[:, None, :], 2)  # (B, S, S)
     if clean:
         win = xp.nan_to_num(win, nan=0.0, posinf=0.0, neginf=0.0)
     floats = backend.constant(("axis floats", *key), lambda: _axis_tables(*key)[1], win.dtype)[pos]
@@ -263,9 +268,12 @@ def _border_taps(backend, maps, i, x, y, height, width, kernel_size, R, method, 
         ratio = floats[..., :S]  # zero padding: 1 inside the frame, 0 outside
     else:
         ratio = _continuation(backend, win, floats[..., S:], fit, enough, R)
-    win = win * ratio[1][:, :, None] * ratio[0][:, None, :]
-    weights = backend.constant(("taps", kernel_size), lambda: _tap_weights(kernel_size), maps.dtype)
-    return backend.matmul(weights, win.reshape(-1, S * S).T)
+    # the blur at (R + dx, R + dy) is u_dy^T win v_dx, with u, v the kernel centred at R + dy
+    # (R + dx) times the window's row (column) factors: (B, 5, S) @ (B, S, S) @ (B, S, 5)
+    shifted = backend.constant(("shifted kernels", kernel_size, R), lambda: _shifted_kernels(kernel_size, R), win.dtype)
+    grid = (shifted * ratio[1][:, None, :]) @ win @ (shifted.T * ratio[0][:, :, None])  # (B, 5, 5): [dy, dx]
+    taps = backend.constant(("tap cells",), lambda: np.array([5 * (dy + 2) + dx + 2 for dx, dy in _TAPS]))
+    return grid.reshape(-1, 25)[:, taps].T
 
 
 def _split_ints(ints, S):
@@ -384,6 +392,15 @@ def _axis_tables(width: int, height: int, kernel_size: int, R: int) -> tuple[np.
     ints = np.concatenate((np.clip(lines, 0, size - 1), centre - (R - 2) + np.arange(-1, 2), last - first >= 2), axis=1)
     floats = np.concatenate((inside, window_kernel * inside, t - te, t * t - te * te), axis=1)
     return ints.astype(np.int64), floats
+
+
+def _shifted_kernels(kernel_size: int, R: int) -> np.ndarray:
+    """(5, S): row d is the modulation kernel centred on entry R + d - 2 of a window of S."""
+    r = kernel_size // 2
+    out = np.zeros((5, 2 * R + 1))
+    for d in range(5):
+        out[d, R + d - 2 - r : R + d - 2 + r + 1] = gaussian_kernel(kernel_size)
+    return out
 
 
 def _tap_weights(kernel_size: int) -> np.ndarray:
