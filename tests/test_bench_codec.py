@@ -62,7 +62,7 @@ def test_the_window_read_bound_reads_the_window_around_each_maximum():
 
     rng = np.random.default_rng(1)
     maps = rng.random((2, 3, 20, 17)).astype(np.float32)
-    windows = argmax_and_windows(maps, 11).numpy().reshape(6, 15, 15)
+    windows = argmax_and_windows(maps, 11).reshape(6, 15, 15)
     flat = maps.reshape(6, 20, 17)
     for m in range(6):
         y, x = np.unravel_index(flat[m].argmax(), (20, 17))

@@ -19,6 +19,7 @@ import torch
 
 from darkpose.bench._common import json_target_refused, machine, table, time_call, time_interleaved, write_json
 from darkpose.codec import DECODE_METHODS, ENCODE_METHODS, decode, encode
+from darkpose.codec._backend import NUMPY
 from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
 
 TARGETS = {"dark_vs_floor": 2.0, "dark_vs_loop": 50.0, "encode_vs_loop": 10.0}
@@ -99,7 +100,7 @@ def decode_loop(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
     return coords
 
 
-def argmax_and_windows(heatmaps: np.ndarray, kernel: int) -> torch.Tensor:
+def argmax_and_windows(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
     """What any DARK decode made of array operations must do at least: the argmax of each map,
     then read the (k + 4) x (k + 4) window around it (the blur at the Taylor step's 13 taps
     needs all of it). No arithmetic: a lower bound for ``decode``, measured in the same run.
@@ -111,9 +112,7 @@ def argmax_and_windows(heatmaps: np.ndarray, kernel: int) -> torch.Tensor:
     top = np.clip(index // width - side // 2, 0, height - side)
     left = np.clip(index % width - side // 2, 0, width - side)
     starts = (np.arange(n * k) * (height * width) + top * width + left)[:, None] + np.arange(side) * width
-    values = torch.from_numpy(heatmaps.reshape(-1))
-    rows = values.as_strided((values.numel() - side + 1, side), (1, 1))
-    return rows.index_select(0, torch.from_numpy(starts.reshape(-1)))
+    return NUMPY.gather_rows(heatmaps.reshape(-1), starts.reshape(-1), side)
 
 
 def encode_loop(

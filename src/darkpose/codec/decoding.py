@@ -405,14 +405,9 @@ def _shifted_kernels(kernel_size: int, R: int) -> np.ndarray:
 
 def _tap_weights(kernel_size: int) -> np.ndarray:
     """(13, S*S): row t is the blur at tap t as a function of the S x S window."""
-    r = kernel_size // 2
-    R = r + 2
-    S = 2 * R + 1
-    k2 = np.outer(gaussian_kernel(kernel_size), gaussian_kernel(kernel_size))
-    weights = np.zeros((13, S, S))
-    for t, (tx, ty) in enumerate(_TAPS):
-        weights[t, R + ty - r : R + ty + r + 1, R + tx - r : R + tx + r + 1] = k2
-    return weights.reshape(13, S * S)
+    shifted = _shifted_kernels(kernel_size, kernel_size // 2 + 2)
+    weights = np.stack([np.outer(shifted[ty + 2], shifted[tx + 2]) for tx, ty in _TAPS])
+    return weights.reshape(len(_TAPS), -1)
 
 
 def _band(backend, length: int, kernel) -> Any:
