@@ -329,7 +329,7 @@ def test_hourglass_odd_sizes_and_options():
     model = build_model("hourglass_4", num_joints=2, channels=8, num_blocks=2, depth=2).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 30, 22)).shape == (1, 2, 8, 6)
-        # depth 4 from a 4x4 map: 2x2, 1x1, and the deepest level keeps 1x1
+        # depth 4 from a 4x4 map: 2x2, 1x1, then the two deepest levels keep 1x1 (no 0x0 map)
         assert build_model("hourglass_4", channels=8).eval()(torch.randn(1, 3, 16, 16)).shape == (
             1, 17, 4, 4)
     assert len(model.hg[0].hg) == 2 and len(model.res[0]) == 2
