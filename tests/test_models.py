@@ -13,12 +13,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from test_checkpoint import random_state_dict
+from torch.nn.modules.module import (
+    register_module_buffer_registration_hook,
+    register_module_parameter_registration_hook,
+)
 
 from darkpose.models import (
     MODELS,
     HRNet,
     HRNetConfig,
     HRNetStage,
+    apply_state_dict,
     build_model,
     count_parameters,
     list_models,
@@ -35,6 +41,14 @@ OFFICIAL = {  # state_dict.json file -> (experiment YAML, registered name, num_j
         "coco/resnet/res50_256x192_d256x3_adam_lr1e-3", "simple_baseline_r50", 17),
     "mpii_hrnet_w32_256x256_adam_lr1e-3": ("mpii/hrnet/w32_256x256_adam_lr1e-3", "hrnet_w32", 16),
 }
+HOURGLASS = {  # state_dict.json file -> registered name (17 joints; no YAML in the shared data)
+    "coco_hourglass_hg4_128x96_d256x3_adam_lr2.5e-4": "hourglass_4",
+    "coco_hourglass_hg8_256x192_d256x3_adam_lr2.5e-4": "hourglass_8",
+}
+LAYOUTS = {  # every official key file -> (registered name, num_joints)
+    **{json_name: (name, k) for json_name, (_, name, k) in OFFICIAL.items()},
+    **{json_name: (name, 17) for json_name, name in HOURGLASS.items()},
+}
 
 
 def meta_model(name: str, **options) -> torch.nn.Module:
@@ -42,7 +56,7 @@ def meta_model(name: str, **options) -> torch.nn.Module:
         return build_model(name, **options)
 
 
-# --- the four official parameter counts (issue acceptance) ---------------------------------
+# --- the six official parameter counts (issue acceptance) ----------------------------------
 
 
 @pytest.mark.parametrize(
@@ -52,6 +66,8 @@ def meta_model(name: str, **options) -> torch.nn.Module:
         ("hrnet_w48", 17, 63_595_745),
         ("simple_baseline_r50", 17, 33_999_697),
         ("hrnet_w32", 16, 28_536_080),
+        ("hourglass_4", 17, 13_020_612),
+        ("hourglass_8", 17, 25_598_472),
     ],
 )
 def test_official_parameter_counts(name, num_joints, expected):
@@ -75,11 +91,11 @@ def test_resnet_backbone_counts(depth, expected):
         assert count_parameters(ResNet(depth)) == expected
 
 
-@pytest.mark.parametrize("json_name", sorted(OFFICIAL))
+@pytest.mark.parametrize("json_name", sorted(LAYOUTS))
 def test_state_dict_layout_equals_official(official_formats, json_name):
     """Same keys, in the same order, with the same shapes, as the official model."""
     facts = json.loads((official_formats / f"{json_name}.state_dict.json").read_text())
-    _, name, num_joints = OFFICIAL[json_name]
+    name, num_joints = LAYOUTS[json_name]
     model = meta_model(name, num_joints=num_joints)
     layout = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert list(layout) == list(facts["state_dict"])
@@ -142,15 +158,32 @@ def test_list_models_and_cli_listing(capsys):
     assert run_listing(argparse.Namespace(num_joints=17, json=False)) == 0
     text = capsys.readouterr().out
     assert "hrnet_w32" in text and "28,536,113" in text and "63,595,745" in text
-    assert "33,999,697" in text
+    assert "33,999,697" in text and "13,020,612" in text and "25,598,472" in text
     assert run_listing(argparse.Namespace(num_joints=16, json=True)) == 0
     counts = json.loads(capsys.readouterr().out)
     assert counts["hrnet_w32"] == 28_536_080 and set(counts) == set(MODELS)
 
 
-def test_parameter_counts_do_not_touch_real_memory():
-    counts = parameter_counts(17)
-    assert counts["hrnet_w48"] == 63_595_745 and counts["simple_baseline_r50"] == 33_999_697
+def test_parameter_counts_allocate_no_real_tensors():
+    """Every parameter and buffer the listing creates is on the meta device: 0 bytes of real
+    memory (measured through the global registration hooks, which see each one)."""
+    seen = []
+    handles = [register(lambda module, name, tensor: seen.append(tensor))
+               for register in (register_module_parameter_registration_hook,
+                                register_module_buffer_registration_hook)]
+    try:
+        counts = parameter_counts(17)
+    finally:
+        for handle in handles:
+            handle.remove()
+    tensors = [t for t in seen if t is not None]
+    real_bytes = sum(t.numel() * t.element_size() for t in tensors if t.device.type != "meta")
+    assert real_bytes == 0
+    # the hooks saw every parameter counted (327,449,228 over the 12 models), so 0 is measured
+    assert sum(t.numel() for t in tensors if isinstance(t, torch.nn.Parameter)) == sum(
+        counts.values()
+    )
+    assert counts["hrnet_w48"] == 63_595_745 and counts["hourglass_8"] == 25_598_472
 
 
 # --- forward of every architecture on tiny inputs --------------------------------------------
@@ -215,30 +248,95 @@ def test_simple_baseline_deconv_kernels_and_head():
     assert model.deconv_layers[3].bias is not None
 
 
-@pytest.mark.parametrize("size", [(128, 96), (256, 192), (384, 288)])
-@pytest.mark.parametrize("stacks", [4, 8])
-def test_hourglass_at_every_config_size(size, stacks):
+@pytest.mark.parametrize("json_name", sorted(HOURGLASS))
+def test_official_hourglass_state_dict_loads_strictly(official_formats, json_name):
+    facts = json.loads((official_formats / f"{json_name}.state_dict.json").read_text())
+    state = random_state_dict(facts["state_dict"])
+    model = build_model(HOURGLASS[json_name])
+    report = apply_state_dict(model, state, path=json_name)  # strict by default
+    assert report.ok and report.missing == report.unexpected == report.mismatched == []
+    assert len(report.loaded) == len(facts["state_dict"]) == len(model.state_dict())
+    own = model.state_dict()
+    for key, value in state.items():
+        torch.testing.assert_close(own[key], value, rtol=0, atol=0)
+
+
+def official_hourglass_forward(model, x):
+    """The official DarkPose hourglass forward, step by step, on our model's modules: floor
+    pooling, nearest upsampling by 2 and, at the deepest level, to the fixed size 4x3."""
+
+    def level(levels, i, x):
+        skip, down, up, *bottom = levels[i]
+        low = down(F.max_pool2d(x, 2, stride=2))
+        low = up(bottom[0](low) if i == 0 else level(levels, i - 1, low))
+        upsampled = (F.interpolate(low, size=(4, 3)) if i == 0
+                     else F.interpolate(low, scale_factor=2))
+        return skip(x) + upsampled
+
+    x = model.layer1(model.relu(model.bn1(model.conv1(x))))
+    x = model.layer3(model.layer2(F.max_pool2d(x, 2, stride=2)))
+    outputs = []
+    for s in range(model.num_stacks):
+        y = model.fc[s](model.res[s](level(model.hg[s].hg, len(model.hg[s].hg) - 1, x)))
+        outputs.append(model.score[s](y))
+        if s < model.num_stacks - 1:
+            x = x + model.fc_[s](y) + model.score_[s](outputs[-1])
+    return outputs
+
+
+def test_hourglass_equals_the_official_forward_at_128x96():
+    """At 128x96 the deepest map (4x3) halves to 2x1 (floor) and comes back to the official's
+    fixed 4x3; size-matched upsampling does exactly that, and doubles everywhere else."""
+    torch.manual_seed(0)
+    model = build_model("hourglass_4", num_joints=3, channels=8).eval()
+    x = torch.randn(1, 3, 128, 96)
+    with torch.no_grad():
+        ours = model.forward_stacks(x)
+        official = official_hourglass_forward(model, x)
+    assert [o.shape for o in ours] == [(1, 3, 32, 24)] * 4
+    for a, b in zip(ours, official, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [("hourglass_4", (128, 96)), ("hourglass_4", (256, 192)), ("hourglass_4", (384, 288)),
+     ("hourglass_8", (256, 192))],
+)
+def test_hourglass_at_every_config_size(name, size):
+    """One training forward per size: every stack gives (N, K, H/4, W/4), where the official
+    forward fails at 256x192 and 384x288."""
     torch.manual_seed(0)
     h, w = size
-    model = build_model(f"hourglass_{stacks}", num_joints=3, channels=8)
-    x = torch.randn(1, 3, h, w)
-    outputs = model(x)  # training mode: one heatmap tensor per stack
-    assert isinstance(outputs, list) and len(outputs) == stacks
+    model = build_model(name, num_joints=3, channels=8)
+    outputs = model(torch.randn(1, 3, h, w))  # training mode: one heatmap tensor per stack
+    assert isinstance(outputs, list) and len(outputs) == model.num_stacks
     assert all(o.shape == (1, 3, h // 4, w // 4) for o in outputs)
-    model.eval()
+
+
+def test_hourglass_eval_returns_the_last_stack():
+    torch.manual_seed(0)
+    model = build_model("hourglass_4", num_joints=3, channels=8).eval()
+    x = torch.randn(1, 3, 64, 48)
     with torch.no_grad():
         last = model(x)
-        stacks_eval = model.forward_stacks(x)
-    assert isinstance(last, torch.Tensor) and last.shape == (1, 3, h // 4, w // 4)
-    torch.testing.assert_close(last, stacks_eval[-1], rtol=0, atol=0)
+        stacks = model.forward_stacks(x)
+    assert isinstance(last, torch.Tensor) and last.shape == (1, 3, 16, 12)
+    torch.testing.assert_close(last, stacks[-1], rtol=0, atol=0)
 
 
 def test_hourglass_odd_sizes_and_options():
     model = build_model("hourglass_4", num_joints=2, channels=8, num_blocks=2, depth=2).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 30, 22)).shape == (1, 2, 8, 6)
+        # depth 4 from a 4x4 map: 2x2, 1x1, then the two deepest levels keep 1x1 (no 0x0 map)
+        assert build_model("hourglass_4", channels=8).eval()(torch.randn(1, 3, 16, 16)).shape == (
+            1, 17, 4, 4)
+    assert len(model.hg[0].hg) == 2 and len(model.res[0]) == 2
     with pytest.raises(ValueError, match="num_blocks must be at least 1"):
         build_model("hourglass_4", num_blocks=0)
+    with pytest.raises(ValueError, match="channels must be a multiple of 4, got 10"):
+        build_model("hourglass_4", channels=10)
 
 
 # --- initialisation ----------------------------------------------------------------------------
@@ -248,7 +346,7 @@ def test_heads_start_from_normal_0_001():
     torch.manual_seed(0)
     for name, head_of in (
         ("hrnet_tiny", lambda m: [m.final_layer]),
-        ("hourglass_4", lambda m: list(m.heads)),
+        ("hourglass_4", lambda m: list(m.score)),
     ):
         model = build_model(name, **({"channels": 32} if name == "hourglass_4" else {}))
         weights = torch.cat([h.weight.flatten() for h in head_of(model)])

@@ -95,8 +95,12 @@ MODELS: dict[str, ModelEntry] = {
         )
         for d in (18, 34, 50, 101, 152)
     },
-    "hourglass_4": ModelEntry(hourglass, {"num_stacks": 4}, "stacked hourglass, 4 stacks of 256"),
-    "hourglass_8": ModelEntry(hourglass, {"num_stacks": 8}, "stacked hourglass, 8 stacks of 256"),
+    "hourglass_4": ModelEntry(
+        hourglass, {"num_stacks": 4}, "stacked hourglass, 4 stacks of 256, official layout"
+    ),
+    "hourglass_8": ModelEntry(
+        hourglass, {"num_stacks": 8}, "stacked hourglass, 8 stacks of 256, official layout"
+    ),
 }
 
 
