@@ -12,15 +12,18 @@ Reading (:func:`load_checkpoint`) takes any of
   the report as ignored);
 - darkpose checkpoints written by :func:`save_checkpoint`;
 
-as ``.safetensors`` (read with ``safetensors.torch.load_file``) or as any other suffix through
-``torch.load(..., weights_only=True)``: a pickle that would call anything beyond tensors,
-plain containers and numpy scalars is refused with :class:`UnsafeCheckpointError`.
+as ``.safetensors`` in any letter case (read with ``safetensors.torch.load_file``) or as any
+other suffix through ``torch.load(..., weights_only=True)``: a pickle that would call anything
+beyond tensors, plain containers and numpy scalars is refused with :class:`UnsafeCheckpointError`.
 
 Loading is strict by default: every tensor of the model (within ``prefixes``) must come from
 the file with its shape, and every kept tensor of the file must belong to the model; otherwise
 :class:`CheckpointMismatchError` lists the missing, unexpected and wrong-shape keys. BatchNorm's
 ``num_batches_tracked`` counters are the one exception: files written before PyTorch 0.4.1
-lack them, they do not affect the output, and a missing one keeps the model's value.
+lack them, they do not affect the output, and a missing one keeps the model's value. A tensor
+whose dtype is of another kind than the model's (integer, bool or complex for a float weight;
+float for an integer counter) is a :class:`CheckpointError`; NaN or Inf weights load with a
+``RuntimeWarning`` naming them.
 
 Our own format: a ``.pth`` holding ``{"format": "darkpose", "format_version": 1,
 "state_dict": ..., "meta": {...}}``, or a ``.safetensors`` file whose metadata holds
@@ -523,7 +526,14 @@ def load_checkpoint(
     CheckpointMismatchError
         ``strict`` and the tensors do not match, or nothing matches at all.
     CheckpointError
-        A file that is not a checkpoint, or has no weights where expected.
+        A file that is not a checkpoint, or has no weights where expected; keys that are not
+        strings; a tensor whose dtype is of another kind than the model's (int64, bool or
+        complex for a float weight, float for an integer buffer).
+
+    Warns
+    -----
+    RuntimeWarning
+        Loaded tensors hold NaN or Inf (named in the message).
 
     Examples
     --------
