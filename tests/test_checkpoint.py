@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -394,6 +395,11 @@ def test_non_finite_weights_load_with_a_warning_naming_them():
             "values)")):
         apply_state_dict(model, state)
     assert int(model[0].weight.isnan().sum()) == 2  # loaded as they are
+    finite = {k: v.clone() for k, v in small_model().state_dict().items()}
+    finite["0.bias"] = torch.full((4,), 60000.0, dtype=torch.float16)  # its sum overflows float16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        apply_state_dict(model, finite)  # finite values: no warning
     many = {f"{i}.weight": torch.full((2,), float("nan")) for i in range(7)}
     seven = nn.Sequential(*(nn.Linear(1, 2, bias=False) for _ in range(7)))
     with pytest.warns(RuntimeWarning, match=r"7 tensors hold NaN.*4\.weight \(2 of 2 values\), "

@@ -475,7 +475,10 @@ def _warn_non_finite(matched: dict[str, Tensor], path: str) -> None:
     """Warn, naming the tensors, when loaded weights hold NaN or Inf (they load as they are)."""
     bad = []
     for key, tensor in matched.items():
-        if (tensor.is_floating_point() or tensor.is_complex()) and not tensor.isfinite().all():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        # a finite sum rules NaN and Inf out, a few times faster than isfinite on every value
+        if not tensor.sum().isfinite() and not tensor.isfinite().all():
             bad.append(f"{key} ({int((~tensor.isfinite()).sum())} of {tensor.numel()} values)")
     if bad:
         warnings.warn(
