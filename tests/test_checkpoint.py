@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -340,5 +341,163 @@ def test_save_checkpoint_rejects_unknown_suffix_and_missing_directory(tmp_path):
     model = build_model("hrnet_tiny")
     with pytest.raises(ValueError, match="suffix must be .pth, .pt or .safetensors"):
         save_checkpoint(model, tmp_path / "model.ckpt")
-    with pytest.raises(FileNotFoundError, match="directory for the checkpoint does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"model\.pth: the directory .*no does not exist"):
         save_checkpoint(model, tmp_path / "no" / "model.pth")
+
+
+# --- dtypes, non-finite weights, keys, meta, suffix case, tied tensors, races ----------------
+
+
+def small_model() -> nn.Module:
+    """Conv + BatchNorm: float weights and buffers, an int64 num_batches_tracked counter."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+def test_dtype_of_another_kind_is_refused(tmp_path, dtype):
+    state = small_model().state_dict()
+    state["0.weight"] = torch.ones(state["0.weight"].shape, dtype=dtype)
+    path = tmp_path / "cast.pth"
+    torch.save(state, path)
+    model = small_model()
+    before = model[0].weight.detach().clone()
+    message = f"0.weight (file {dtype}, model torch.float32)"
+    with pytest.raises(CheckpointError, match=re.escape(message)) as info:
+        load_checkpoint(model, path)
+    assert str(info.value).startswith(f"checkpoint {path}: 1 tensors have a dtype")
+    torch.testing.assert_close(model[0].weight.detach(), before, rtol=0, atol=0)  # unchanged
+
+
+def test_float_into_an_integer_buffer_is_refused_but_another_float_precision_loads():
+    state = {k: v.clone() for k, v in small_model().state_dict().items()}
+    state["1.num_batches_tracked"] = torch.tensor(3.0)
+    with pytest.raises(CheckpointError, match=re.escape(
+            "1.num_batches_tracked (file torch.float32, model torch.int64)")):
+        apply_state_dict(small_model(), state)
+    state["1.num_batches_tracked"] = torch.tensor(3, dtype=torch.int32)  # integer: converted
+    state["0.weight"] = torch.full(state["0.weight"].shape, 0.1, dtype=torch.float16)
+    model = small_model()
+    assert apply_state_dict(model, state).ok
+    assert model[0].weight.dtype == torch.float32 and int(model[1].num_batches_tracked) == 3
+    torch.testing.assert_close(model[0].weight.detach(), torch.full((4, 3, 3, 3), 0.0999755859375),
+                               rtol=0, atol=0)  # float16(0.1), widened exactly
+
+
+def test_non_finite_weights_load_with_a_warning_naming_them():
+    state = {k: v.clone() for k, v in small_model().state_dict().items()}
+    state["0.weight"][0, 0, 0, :2] = float("nan")
+    state["1.running_var"][1] = float("inf")
+    model = small_model()
+    with pytest.warns(RuntimeWarning, match=re.escape(
+            "<state_dict>: 2 tensors hold NaN or Inf values (loaded as they are; the model's "
+            "output will not be finite): 0.weight (2 of 108 values), 1.running_var (1 of 4 "
+            "values)")):
+        apply_state_dict(model, state)
+    assert int(model[0].weight.isnan().sum()) == 2  # loaded as they are
+    finite = {k: v.clone() for k, v in small_model().state_dict().items()}
+    finite["0.bias"] = torch.full((4,), 60000.0, dtype=torch.float16)  # its sum overflows float16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        apply_state_dict(model, finite)  # finite values: no warning
+    many = {f"{i}.weight": torch.full((2,), float("nan")) for i in range(7)}
+    seven = nn.Sequential(*(nn.Linear(1, 2, bias=False) for _ in range(7)))
+    with pytest.warns(RuntimeWarning, match=r"7 tensors hold NaN.*4\.weight \(2 of 2 values\), "
+                                            r"\.\.\. and 2 more$"):
+        apply_state_dict(seven, {k: v.reshape(2, 1) for k, v in many.items()})
+
+
+def test_keys_that_are_not_strings_are_refused(tmp_path):
+    plain = tmp_path / "int_keys.pth"
+    torch.save({0: torch.zeros(2), 1: torch.zeros(2)}, plain)
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"{plain}: the state_dict has keys that are not strings: 0 (int), 1 (int); "
+            "expected parameter names such as 'conv1.weight'")):
+        load_checkpoint(small_model(), plain)
+    nested = tmp_path / "training.pth"
+    torch.save({"epoch": 1, "state_dict": {"0.weight": torch.zeros(2), 7: torch.zeros(2)}}, nested)
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"{nested}: entry 'state_dict' has keys that are not strings: 7 (int)")):
+        read_checkpoint(nested)
+    with pytest.raises(CheckpointError, match="the state_dict to save has keys that are not"):
+        save_checkpoint({3: torch.zeros(2)}, tmp_path / "out.pth")
+
+
+def test_meta_that_is_not_a_dict_is_refused(tmp_path):
+    pth = tmp_path / "meta_list.pth"
+    torch.save({"format": "darkpose", "format_version": 1, "meta": [1, 2],
+                "state_dict": small_model().state_dict()}, pth)
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"{pth}: 'meta' is a list; expected a dict of JSON data")):
+        read_checkpoint(pth)
+    st = tmp_path / "meta_str.safetensors"
+    save_file(small_model().state_dict(), st, metadata={"format": "darkpose", "meta": '"hi"'})
+    with pytest.raises(CheckpointError, match=re.escape(f"{st}: 'meta' is a str; expected a dict")):
+        read_checkpoint(st)
+    with pytest.raises(CheckpointError, match=r"meta is a list; expected a dict of JSON data"):
+        save_checkpoint(small_model(), tmp_path / "x.pth", meta=[("epoch", 3)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta_list.pth", "meta_str.safetensors"]
+
+
+def test_suffix_case_does_not_change_the_format(tmp_path):
+    source = small_model()
+    upper = tmp_path / "MODEL.SAFETENSORS"
+    save_file(source.state_dict(), upper)  # read as safetensors, not as a pickle
+    assert read_checkpoint(upper).source == "safetensors"
+    mixed = tmp_path / "epoch_1.SafeTensors"
+    save_checkpoint(source, mixed, meta={"epoch": 1})
+    assert mixed.read_bytes()[8:10] == b'{"'  # safetensors: 8-byte length, then JSON header
+    report = load_checkpoint(small_model(), mixed)
+    assert report.source == "darkpose" and report.meta["epoch"] == 1
+
+
+class Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encode = nn.Linear(3, 3, bias=False)
+        self.decode = nn.Linear(3, 3, bias=False)
+        self.decode.weight = self.encode.weight  # tied weights
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_tied_tensors_are_saved(tmp_path, suffix):
+    torch.manual_seed(0)
+    source = Tied()
+    path = save_checkpoint(source, tmp_path / f"tied{suffix}")
+    state = read_checkpoint(path).state_dict
+    assert sorted(state) == ["decode.weight", "encode.weight"]
+    shared = state["encode.weight"].data_ptr() == state["decode.weight"].data_ptr()
+    assert shared == (suffix == ".pth")  # safetensors stores two copies
+    model = Tied()
+    assert load_checkpoint(model, path).ok
+    assert model.decode.weight is model.encode.weight  # still tied
+    torch.testing.assert_close(model.encode.weight, source.encode.weight, rtol=0, atol=0)
+
+
+def test_saving_onto_a_directory_is_refused(tmp_path):
+    folder = tmp_path / "best.pth"
+    folder.mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(CheckpointError, match=re.escape(
+                f"cannot save the checkpoint: {folder} is a directory; expected a file name")):
+            save_checkpoint(small_model(), folder, overwrite=overwrite)
+    assert list(folder.iterdir()) == []
+
+
+def test_a_file_appearing_during_the_save_is_not_replaced(tmp_path, monkeypatch):
+    path = tmp_path / "model.pth"
+    real_save = torch.save
+
+    def save_while_another_run_writes(obj, file):
+        path.write_text("another run's checkpoint")  # after the pre-check, before the link
+        real_save(obj, file)
+
+    monkeypatch.setattr(torch, "save", save_while_another_run_writes)
+    with pytest.raises(FileExistsError, match=re.escape(
+            f"checkpoint {path} already exists; pass overwrite=True to overwrite it")):
+        save_checkpoint(small_model(), path)
+    assert path.read_text() == "another run's checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pth"]  # no temporary left
+    save_checkpoint(small_model(), path, overwrite=True)  # asked: replaced
+    monkeypatch.undo()
+    assert load_checkpoint(small_model(), path).source == "darkpose"

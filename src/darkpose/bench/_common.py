@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from darkpose._files import check_target, write_new
+
 
 def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> dict[str, float]:
     """Wall-clock seconds of ``fn()``: median and best of ``repeats`` runs after warm-up."""
@@ -55,22 +57,28 @@ def machine() -> dict[str, Any]:
 
 
 def json_target_refused(command: str, path: str | Path | None, force: bool) -> bool:
-    """Print why and return True when ``--json PATH`` names an existing file and ``--force``
-    was not given: nothing a user made is overwritten unasked. Checked before any work."""
-    if path is not None and Path(path).exists() and not force:
-        print(f"darkpose {command}: {path} already exists; pass --force to overwrite it", file=sys.stderr)
+    """Print why and return True when ``--json PATH`` cannot be written: a directory, a folder
+    that does not exist, or an existing file without ``--force`` (nothing a user made is
+    overwritten unasked). Checked before any work, so a run never ends in a refusal."""
+    if path is None:
+        return False
+    try:
+        check_target(path, force, "--json", "--force")
+    except OSError as e:
+        print(f"darkpose {command}: {e}", file=sys.stderr)
         return True
     return False
 
 
-def write_json(path: str | Path | None, payload: Any) -> None:
-    """Write ``payload`` as indented JSON to ``path`` (creating its folder), if a path is given."""
+def write_json(path: str | Path | None, payload: Any, force: bool = False) -> None:
+    """Write ``payload`` as indented JSON to ``path``, if a path is given. The file is created
+    exclusively (see :func:`darkpose._files.write_new`): without ``force`` a file that appeared
+    since :func:`json_target_refused` looked is left as it was (FileExistsError)."""
     if path is None:
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {target}", file=sys.stderr)
+    text = json.dumps(payload, indent=2) + "\n"
+    write_new(path, lambda f: f.write(text.encode()), force=force, what="--json", force_hint="--force")
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -12,15 +12,18 @@ Reading (:func:`load_checkpoint`) takes any of
   the report as ignored);
 - darkpose checkpoints written by :func:`save_checkpoint`;
 
-as ``.safetensors`` (read with ``safetensors.torch.load_file``) or as any other suffix through
-``torch.load(..., weights_only=True)``: a pickle that would call anything beyond tensors,
-plain containers and numpy scalars is refused with :class:`UnsafeCheckpointError`.
+as ``.safetensors`` in any letter case (read with ``safetensors.torch.load_file``) or as any
+other suffix through ``torch.load(..., weights_only=True)``: a pickle that would call anything
+beyond tensors, plain containers and numpy scalars is refused with :class:`UnsafeCheckpointError`.
 
 Loading is strict by default: every tensor of the model (within ``prefixes``) must come from
 the file with its shape, and every kept tensor of the file must belong to the model; otherwise
 :class:`CheckpointMismatchError` lists the missing, unexpected and wrong-shape keys. BatchNorm's
 ``num_batches_tracked`` counters are the one exception: files written before PyTorch 0.4.1
-lack them, they do not affect the output, and a missing one keeps the model's value.
+lack them, they do not affect the output, and a missing one keeps the model's value. A tensor
+whose dtype is of another kind than the model's (integer, bool or complex for a float weight;
+float for an integer counter) is a :class:`CheckpointError`; NaN or Inf weights load with a
+``RuntimeWarning`` naming them.
 
 Our own format: a ``.pth`` holding ``{"format": "darkpose", "format_version": 1,
 "state_dict": ..., "meta": {...}}``, or a ``.safetensors`` file whose metadata holds
@@ -34,14 +37,17 @@ import contextlib
 import json
 import os
 import pickle
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from darkpose._files import write_new
 
 __all__ = [
     "CheckpointError",
@@ -232,7 +238,7 @@ def read_checkpoint(path: str | os.PathLike[str], *, key: str | None = None) -> 
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint path is not a file: {path}")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path)
     allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
     try:
@@ -264,8 +270,16 @@ def _read_safetensors(path: Path) -> Checkpoint:
             meta = json.loads(metadata.get("meta", "{}"))
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{path}: metadata field 'meta' is not JSON ({e})") from None
-        return Checkpoint(state_dict, "darkpose", meta)
+        return Checkpoint(state_dict, "darkpose", _meta_dict(meta, path))
     return Checkpoint(state_dict, "safetensors", dict(metadata))
+
+
+def _meta_dict(meta: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(meta, Mapping):
+        raise CheckpointError(
+            f"{path}: 'meta' is a {type(meta).__name__}; expected a dict of JSON data"
+        )
+    return dict(meta)
 
 
 def _find_state_dict(obj: Any, path: Path, key: str | None) -> Checkpoint:
@@ -281,16 +295,17 @@ def _find_state_dict(obj: Any, path: Path, key: str | None) -> Checkpoint:
             )
         candidates: Iterable[str] = (key,)
     elif obj.get("format") == FORMAT:
-        meta = obj.get("meta") or {}
-        return Checkpoint(_tensors_only(obj.get("state_dict"), path, "state_dict"), FORMAT, meta)
+        meta = _meta_dict(obj.get("meta", {}), path)
+        return Checkpoint(_tensors_only(obj.get("state_dict"), path, "entry 'state_dict'"), FORMAT, meta)
     elif _is_tensor_mapping(obj):
-        return Checkpoint(dict(obj), "state_dict")
+        return Checkpoint(_tensors_only(obj, path, "the state_dict"), "state_dict")
     else:
         candidates = STATE_DICT_KEYS
     for name in candidates:
         if isinstance(obj.get(name), Mapping):
             meta = {k: _plain(v) for k, v in obj.items() if _plain(v) is not None}
-            return Checkpoint(_tensors_only(obj[name], path, name), f"checkpoint[{name!r}]", meta)
+            state_dict = _tensors_only(obj[name], path, f"entry {name!r}")
+            return Checkpoint(state_dict, f"checkpoint[{name!r}]", meta)
     if key is not None:
         raise CheckpointError(f"{path}: entry {key!r} is a {type(obj[key]).__name__}, not a dict")
     raise CheckpointError(
@@ -299,14 +314,20 @@ def _find_state_dict(obj: Any, path: Path, key: str | None) -> Checkpoint:
     )
 
 
-def _tensors_only(obj: Any, path: Path, where: str) -> dict[str, Tensor]:
+def _tensors_only(obj: Any, path: Path | str, where: str) -> dict[str, Tensor]:
+    """``obj`` as a state_dict, checked: a non-empty dict of parameter names to tensors."""
     if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{path}: {where!r} is not a non-empty dict of tensors")
+        raise CheckpointError(f"{path}: {where} is not a non-empty dict of tensors")
+    bad = [k for k in obj if not isinstance(k, str)]
+    if bad:
+        shown = _first([f"{k!r} ({type(k).__name__})" for k in bad])
+        raise CheckpointError(
+            f"{path}: {where} has keys that are not strings: {shown}; expected parameter "
+            "names such as 'conv1.weight'"
+        )
     bad = [k for k, v in obj.items() if not isinstance(v, Tensor)]
     if bad:
-        raise CheckpointError(
-            f"{path}: {where!r} holds entries that are not tensors: {_first([str(b) for b in bad])}"
-        )
+        raise CheckpointError(f"{path}: {where} holds entries that are not tensors: {_first(bad)}")
     return dict(obj)
 
 
@@ -417,8 +438,55 @@ def apply_state_dict(
             f"keys look like {example}; the model's like {_first(list(model_state), 3)})",
             report,
         )
+    _check_dtypes(matched, model_state, path, name)
+    _warn_non_finite(matched, path)
     model.load_state_dict(matched, strict=False)
     return report
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_complex:
+        return "complex"
+    return "floating-point" if dtype.is_floating_point else "integer"
+
+
+def _check_dtypes(
+    matched: dict[str, Tensor], model_state: dict[str, Tensor], path: str, name: str
+) -> None:
+    """Refuse a tensor whose kind of dtype differs from the model's (an int64 or bool tensor
+    for a float weight, a float for an integer counter): ``copy_`` would cast it silently.
+    A float of another precision (float16 into float32) is converted, as torch does."""
+    wrong = [
+        f"{key} (file {tensor.dtype}, model {model_state[key].dtype})"
+        for key, tensor in matched.items()
+        if _kind(tensor.dtype) != _kind(model_state[key].dtype)
+    ]
+    if wrong:
+        raise CheckpointError(
+            f"checkpoint {path}: {len(wrong)} tensors have a dtype that {name} cannot take: "
+            f"{_first(wrong)}; expected floating-point tensors for floating-point parameters "
+            "and buffers, integer ones for integer buffers (another float precision is fine)"
+        )
+
+
+def _warn_non_finite(matched: dict[str, Tensor], path: str) -> None:
+    """Warn, naming the tensors, when loaded weights hold NaN or Inf (they load as they are)."""
+    bad = []
+    for key, tensor in matched.items():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        # a finite sum rules NaN and Inf out, a few times faster than isfinite on every value
+        if not tensor.sum().isfinite() and not tensor.isfinite().all():
+            bad.append(f"{key} ({int((~tensor.isfinite()).sum())} of {tensor.numel()} values)")
+    if bad:
+        warnings.warn(
+            f"checkpoint {path}: {len(bad)} tensors hold NaN or Inf values (loaded as they "
+            f"are; the model's output will not be finite): {_first(bad)}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def load_checkpoint(
@@ -461,7 +529,14 @@ def load_checkpoint(
     CheckpointMismatchError
         ``strict`` and the tensors do not match, or nothing matches at all.
     CheckpointError
-        A file that is not a checkpoint, or has no weights where expected.
+        A file that is not a checkpoint, or has no weights where expected; keys that are not
+        strings; a tensor whose dtype is of another kind than the model's (int64, bool or
+        complex for a float weight, float for an integer buffer).
+
+    Warns
+    -----
+    RuntimeWarning
+        Loaded tensors hold NaN or Inf (named in the message).
 
     Examples
     --------
@@ -489,14 +564,14 @@ def save_checkpoint(
     meta: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a darkpose checkpoint (``.pth``/``.pt`` or ``.safetensors``).
+    """Write a darkpose checkpoint (``.pth``/``.pt`` or ``.safetensors``, any letter case).
 
     Parameters
     ----------
     model : nn.Module or mapping of str to Tensor
         The model (wrappers looked through) or a state_dict.
     path : path-like
-        Output file; its suffix picks the format.
+        Output file; its suffix picks the format. Its directory must exist.
     meta : mapping, optional
         JSON data to keep with the weights (model name, options, epoch, metrics ...).
     overwrite : bool
@@ -505,50 +580,72 @@ def save_checkpoint(
     Returns
     -------
     Path
-        ``path``. The file is written next to it first and renamed into place, so an
-        interrupted save never leaves a truncated checkpoint under the final name.
+        ``path``. The file is written next to it first and then linked into place (renamed
+        with ``overwrite``), so an interrupted save never leaves a truncated checkpoint under
+        the final name, and a file that appears there meanwhile is never replaced unasked.
+        Tensors that share memory (tied weights) are written as separate copies in
+        ``.safetensors``, which cannot store shared tensors; ``.pth`` keeps the sharing.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and not ``overwrite`` (also when it appeared during the save).
+    FileNotFoundError
+        The directory of ``path`` does not exist.
+    CheckpointError
+        ``path`` is a directory; ``meta`` is not a dict of JSON data; a state_dict whose keys
+        are not strings or whose values are not tensors.
+    ValueError
+        Another suffix.
     """
     from darkpose import __version__
 
     path = Path(path)
-    if path.suffix not in (".pth", ".pt", ".safetensors"):
+    if path.is_dir():
+        raise CheckpointError(
+            f"cannot save the checkpoint: {path} is a directory; expected a file name ending "
+            "in .pth, .pt or .safetensors"
+        )
+    suffix = path.suffix.lower()
+    if suffix not in (".pth", ".pt", ".safetensors"):
         raise ValueError(f"{path}: checkpoint suffix must be .pth, .pt or .safetensors")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"directory for the checkpoint does not exist: {path.parent}")
+    if meta is not None and not isinstance(meta, Mapping):
+        raise CheckpointError(f"{path}: meta is a {type(meta).__name__}; expected a dict of JSON data")
     full_meta = {"darkpose_version": __version__, **dict(meta or {})}
-    try:
-        meta_json = json.dumps(full_meta)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"meta must be JSON data (str, numbers, lists, dicts): {e}") from None
     if isinstance(model, nn.Module):
         model = _unwrap(model)
         full_meta.setdefault("architecture", type(model).__name__)
-        meta_json = json.dumps(full_meta)
         state_dict = model.state_dict()
     else:
-        state_dict = dict(model)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        state_dict = _tensors_only(model, path, "the state_dict to save")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
+        meta_json = json.dumps(full_meta)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"{path}: meta must be JSON data (str, numbers, lists, dicts): {e}"
+        ) from None
 
-            save_file(tensors, tmp, metadata={"format": FORMAT, "meta": meta_json})
+    def write(file: BinaryIO) -> None:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+        if suffix == ".safetensors":
+            from safetensors.torch import save
+
+            metadata = {"format": FORMAT, "meta": meta_json}
+            file.write(save(_unshared(tensors), metadata=metadata))
         else:
-            torch.save(
-                {
-                    "format": FORMAT,
-                    "format_version": FORMAT_VERSION,
-                    "state_dict": tensors,
-                    "meta": json.loads(meta_json),
-                },
-                tmp,
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+            content = {"format": FORMAT, "format_version": FORMAT_VERSION, "state_dict": tensors,
+                       "meta": json.loads(meta_json)}
+            torch.save(content, file)
+
+    return write_new(path, write, force=overwrite, what="checkpoint", force_hint="overwrite=True")
+
+
+def _unshared(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A copy of every tensor whose memory an earlier one uses (tied weights)."""
+    seen: set[int] = set()
+    out = {}
+    for key, tensor in tensors.items():
+        pointer = tensor.untyped_storage().data_ptr()
+        out[key] = tensor.clone() if pointer in seen and tensor.numel() else tensor
+        seen.add(pointer)
+    return out
