@@ -322,4 +322,4 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(format_table(rows))
-    write_json(args.json, {**setup, "rows": [asdict(r) for r in rows]})
+    write_json(args.json, {**setup, "rows": [asdict(r) for r in rows]}, force=args.force)

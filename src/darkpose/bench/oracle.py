@@ -301,4 +301,4 @@ def run(args: argparse.Namespace) -> int:
           f"{_yes(no_loss)}")
     print(f"unbiased+dark within {ACCEPTANCE} of the ceiling of its reach ({reach_key}) at "
           f"every size: {_yes(at_reach)}")
-    write_json(args.json, table)
+    write_json(args.json, table, force=args.force)

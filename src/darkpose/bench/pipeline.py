@@ -214,4 +214,4 @@ def run(args: argparse.Namespace) -> int:
         ok = report[f"ratio_{mode}"] <= TARGET_RATIO
         print(f"{mode + 'ed' if mode == 'batch' else 'per-sample'} targets within "
               f"{TARGET_RATIO}x of JPEG decode: {'yes' if ok else 'NO'}")
-    write_json(args.json, report)
+    write_json(args.json, report, force=args.force)
