@@ -140,6 +140,100 @@ def test_soft_oks_nms_decays_duplicates_below_others():
     assert soft_oks_nms(kp, scores, areas, 0.9, max_dets=2).tolist() == [2, 0]
 
 
+def test_default_sigmas_are_cocos():
+    # one keypoint off by 1 px in x, areas 1: e = 1 / (2 sigma)^2 / 2 per keypoint
+    kp = np.zeros((2, 17, 2))
+    kp[1, :, 0] = 1.0
+    sig = np.array([0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
+                    0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089])
+    expected = np.exp(-1.0 / (2 * sig) ** 2 / (1.0 + np.spacing(1)) / 2).mean()
+    assert oks_matrix(kp, np.ones(2))[0, 1] == pytest.approx(expected, rel=1e-12)
+
+
+def test_soft_oks_nms_decays_by_exp_of_minus_oks_squared_over_threshold():
+    # a (score 1) and b (0.8) at OKS o = exp(-0.25) (hand computed as in
+    # test_oks_matrix_hand_computed); c far from both (OKS 0, never decayed). b's decayed
+    # score is 0.8 exp(-o^2 / t): c just above it comes before b, just below it after.
+    kp = np.array([[[0.0, 0.0]], [[2.0, 0.0]], [[1000.0, 0.0]]])
+    areas = np.array([100.0, 300.0, 200.0])
+    sigmas = np.array([0.1])
+    t = 0.9
+    decayed = 0.8 * np.exp(-np.exp(-0.25) ** 2 / t)  # 0.4066
+    for c, order in ((decayed * (1 + 1e-9), [0, 2, 1]), (decayed * (1 - 1e-9), [0, 1, 2])):
+        scores = np.array([1.0, 0.8, c])
+        assert soft_oks_nms(kp, scores, areas, t, sigmas).tolist() == order
+
+
+def test_oks_nms_equal_scores_visit_the_later_pose_first():
+    # the reference's scores.argsort()[::-1]: among equal scores the later index first
+    kp, _, areas = poses()  # c, b, a: b and a near-duplicates, c another person
+    kp = kp[[2, 0, 1]]  # a, c, b
+    tied = np.full(3, 0.5)
+    assert oks_nms(kp, tied, areas).tolist() == [2, 1]  # b kept (later than a), then c
+    assert oks_nms(kp, tied, areas, 1.0).tolist() == [2, 1, 0]
+    assert oks_nms(kp, np.array([0.5, 0.4, 0.5]), areas).tolist() == [2, 1]
+
+
+def test_soft_oks_nms_equal_scores_follow_the_reference_order():
+    # four tied poses; p2 a near-duplicate of p3, p0 and p1 far from everything (OKS 0,
+    # so their scores stay exactly tied). The reference picks p3 (the last), decays p2,
+    # then re-sorts [p2, p1, p0] with argsort()[::-1]: ties reverse their current order,
+    # so p0 comes before p1, and p2 last.
+    kp, _, _ = poses()
+    a, far1, far2 = kp[2], kp[0].copy(), kp[0].copy()
+    far1[:, :2] += 1000.0
+    four = np.stack([far1, far2, a + [0.5, 0.5, 0.0], a])
+    areas = np.full(4, 100.0 * 200.0)
+    assert soft_oks_nms(four, np.ones(4), areas).tolist() == [3, 0, 1, 2]
+
+
+@pytest.mark.parametrize("nms", ["oks", "soft"])
+def test_keypoint_results_nms_uses_the_given_sigmas(nms):
+    # two candidates 10 px apart in x and y (d^2 = 200), a third one far; areas 200 x 200.
+    # OKS of the pair: 0.993 with sigmas 0.3, 0.0019 with sigmas 0.01, 0.776 with COCO's
+    # (measured): the wide sigmas suppress b under hard NMS, the narrow ones let b come
+    # before c under soft NMS (COCO's decay it below c).
+    for k, coco in ((17, True), (5, False)):
+        rng = np.random.default_rng(1)
+        a = np.column_stack([rng.uniform(100, 300, (k, 2)), np.ones(k)])
+        b = a + [10.0, 10.0, 0.0]
+        c = a + [500.0, 0.0, 0.0]
+        kp, scores, areas = np.stack([a, b, c]), np.array([0.9, 0.8, 0.7]), np.full(3, 4e4)
+        wide, narrow = np.full(k, 0.3), np.full(k, 0.01)
+        assert oks_matrix(kp, areas, wide)[0, 1] > 0.99
+        assert oks_matrix(kp, areas, narrow)[0, 1] < 0.01
+
+        def kept(sigmas):
+            res = keypoint_results(kp, [7, 7, 7], scores, areas, nms=nms, sigmas=sigmas)
+            return [round(r["score"], 6) for r in res]
+
+        if nms == "oks":
+            assert kept(wide) == [0.9, 0.7]
+            assert kept(narrow) == [0.9, 0.8, 0.7]
+        else:
+            assert kept(narrow) == [0.9, 0.8, 0.7]
+            assert kept(wide) == [0.9, 0.7, 0.8]
+        if coco:
+            assert 0.6 < oks_matrix(kp, areas)[0, 1] < 0.9  # 0.776 with COCO's sigmas
+            assert kept(None) == ([0.9, 0.8, 0.7] if nms == "oks" else [0.9, 0.7, 0.8])
+
+
+def test_keypoint_results_tied_scores_on_coco_mini_keep_the_later_pose_first(coco_mini):
+    # ground-truth poses jittered by 2 px, all scores tied (as GT boxes give): OKS NMS
+    # visits each image's poses later first. With a threshold that suppresses nothing the
+    # results are each image's poses in reverse order. On coco-mini that order alone moves
+    # AP from 0.80162 (forward) to 0.80153 (reverse, the reference's), measured.
+    gt = ground_truth_results(coco_mini / ANN)
+    kp = np.array([r["keypoints"] for r in gt]).reshape(len(gt), 17, 3)
+    kp[..., :2] += np.random.default_rng(0).normal(0.0, 2.0, kp[..., :2].shape)
+    ids = np.array([r["image_id"] for r in gt])
+    areas = np.full(len(gt), 1e4)
+    res = keypoint_results(kp, ids, None, areas, oks_thre=0.999, rescoring=False)
+    rev = np.concatenate([np.flatnonzero(ids == i)[::-1] for i in dict.fromkeys(ids.tolist())])
+    assert len(set(ids.tolist())) < len(ids)  # some images hold several people
+    assert res == keypoint_results(kp[rev], ids[rev], nms="none", rescoring=False)
+
+
 def test_keypoint_results_nms_is_per_image():
     kp, scores, areas = poses()
     kp = np.concatenate([kp, kp])
