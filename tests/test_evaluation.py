@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 from scipy.io import savemat
 
 from darkpose.evaluation import (
+    PckhGroundTruth,
     evaluate_coco,
     evaluate_pckh,
     ground_truth_results,
@@ -16,6 +18,7 @@ from darkpose.evaluation import (
     load_pckh_ground_truth,
     oks_matrix,
     oks_nms,
+    pckh_per_joint,
     rescore,
     soft_oks_nms,
 )
@@ -336,3 +339,49 @@ def test_load_coco_gt_names_the_file_and_field_of_a_malformed_annotation(tmp_pat
     bad.write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"bad.json: expected a JSON object"):
         load_coco_gt(bad)
+
+
+def test_pckh_zero_head_box_counts_a_perfect_prediction_as_a_miss_and_warns(tmp_path):
+    path, pred = pckh_case(tmp_path)
+    gt = load_pckh_ground_truth(path)
+    gt = PckhGroundTruth(gt.positions, gt.visible, np.array([30.0, 0.0]))
+    perfect = gt.positions.copy()
+    with pytest.warns(UserWarning, match=r"1 ground-truth persons have a zero head box; "
+                                         r"their 15 visible joints count as misses"):
+        correct, visible = pckh_per_joint(perfect, gt)
+    assert correct.sum() == 16 and visible.sum() == 31  # person 0 only
+    with pytest.warns(UserWarning, match="zero head box"):
+        table = evaluate_pckh(perfect, gt)
+    assert table["Mean"] == pytest.approx(100 * 14 / 27)  # the reference's figure
+
+
+def test_pckh_non_finite_predictions_are_misses_with_a_warning(tmp_path):
+    path, _ = pckh_case(tmp_path)
+    gt = load_pckh_ground_truth(path)
+    pred = gt.positions.copy()
+    pred[0, 0] = np.nan
+    pred[1, 15] = np.inf  # not annotated: not counted, not warned
+    with pytest.warns(UserWarning, match=r"1 predictions of visible joints are not finite"):
+        correct, visible = pckh_per_joint(pred, gt)
+    assert correct.tolist() == (visible - np.eye(16, dtype=int)[0]).tolist()
+
+
+def test_pckh_table_without_visible_joints_reads_zero(tmp_path):
+    path, pred = pckh_case(tmp_path)
+    gt = load_pckh_ground_truth(path)
+    none = PckhGroundTruth(gt.positions, np.zeros_like(gt.visible), gt.head_sizes)
+    with pytest.warns(UserWarning, match=r"no visible joint for Head, Shoulder, Elbow, Wrist, "
+                                         r"Hip, Knee, Ankle, Mean: reported as 0"):
+        table = evaluate_pckh(gt.positions, none)
+    assert table == dict.fromkeys(
+        ["Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean@0.1"], 0.0
+    )
+    assert pckh_per_joint(gt.positions, none)[1].tolist() == [0] * 16
+    # only the left wrist (15) hidden everywhere: the Wrist row is the right wrist's
+    vis = gt.visible.copy()
+    vis[:, 15] = False
+    pred[:, 10] += [0.0, 10.0]  # right wrist: within 15 px for person 0, not 3 px for 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the Wrist row has a visible joint: no warning
+        table = evaluate_pckh(pred, PckhGroundTruth(gt.positions, vis, gt.head_sizes))
+    assert table["Wrist"] == 50.0
