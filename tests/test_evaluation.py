@@ -15,6 +15,7 @@ from darkpose.evaluation import (
     evaluate_pckh,
     ground_truth_results,
     keypoint_results,
+    load_coco_gt,
     load_pckh_ground_truth,
     oks_matrix,
     oks_nms,
@@ -385,3 +386,166 @@ def test_pckh_table_without_visible_joints_reads_zero(tmp_path):
         warnings.simplefilter("error")  # the Wrist row has a visible joint: no warning
         table = evaluate_pckh(pred, PckhGroundTruth(gt.positions, vis, gt.head_sizes))
     assert table["Wrist"] == 50.0
+
+
+# -- bad input: non-finite predictions, malformed ground truth and results ---------------
+
+
+def test_evaluate_coco_refuses_non_finite_predictions(tmp_path):
+    # before: all-NaN keypoints scored AP 1.000 (pycocotools counts a NaN OKS as a match)
+    path, kp = small_gt(tmp_path)
+    res = keypoint_results(kp[None], [5], nms="none")
+    out = tmp_path / "res.json"
+    for v in (np.nan, np.inf):
+        bad = [dict(res[0], keypoints=[v] * 51)]
+        with pytest.raises(ValueError, match=r"results\[0\] \(image id 5\): field 'keypoints' "
+                                             r"must be 51 finite numbers"):
+            evaluate_coco(bad, path, results_file=out)
+        with pytest.raises(ValueError, match=r"results\[0\] \(image id 5\): field 'score' "
+                                             r"must be a finite number, got (nan|inf)"):
+            evaluate_coco([dict(res[0], score=v)], path, results_file=out)
+    assert not out.exists()
+
+
+def test_keypoint_results_refuses_non_finite_predictions():
+    kp, scores, areas = poses()
+    ids = [3, 4, 4]
+    for column in (0, 2):  # a coordinate, a keypoint score
+        bad = kp.copy()
+        bad[2, 5, column] = np.nan
+        for nms in ("oks", "soft", "none"):
+            with pytest.raises(ValueError, match=r"prediction 2 \(image id 4\): keypoints "
+                                                 rf"must be finite, got nan at \[5, {column}\] \(1 of 3 such\)"):
+                keypoint_results(bad, ids, scores, areas, nms=nms)
+    with pytest.raises(ValueError, match=r"prediction 1 \(image id 4\): box score must be finite"):
+        keypoint_results(kp, ids, [0.7, np.inf, 0.9], areas)
+    for value, expected in ((np.nan, "finite"), (-1.0, "non-negative")):
+        with pytest.raises(ValueError, match=rf"prediction 0 \(image id 3\): area must be {expected}"):
+            keypoint_results(kp, ids, scores, [value, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("suppress", [oks_nms, soft_oks_nms])
+def test_nms_refuses_non_finite_poses(suppress):
+    # before: a NaN pose suppressed the others in its image
+    kp, scores, areas = poses()
+    bad = kp.copy()
+    bad[0, 3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"pose 0: keypoints must be finite"):
+        suppress(bad, scores, areas)
+    with pytest.raises(ValueError, match=r"pose 2: score must be finite, got nan \(1 of 3 such\)"):
+        suppress(kp, [0.7, 0.8, np.nan], areas)
+    with pytest.raises(ValueError, match=r"pose 1: area must be finite, got inf"):
+        suppress(kp, scores, [1.0, np.inf, 1.0])
+    with pytest.raises(ValueError, match=r"pose 1: area must be non-negative"):
+        suppress(kp, scores, [1.0, -5.0, 1.0])
+    with pytest.raises(ValueError, match=r"scores must have one value per pose \(3\)"):
+        suppress(kp, scores[:2], areas)
+    with pytest.raises(ValueError, match=r"sigmas must be positive finite numbers"):
+        suppress(kp, scores, areas, sigmas=np.full(17, np.inf))
+
+
+def edited_gt(tmp_path, edit, k=17):
+    """small_gt with a second annotation (id 2), then ``edit(data)`` applied."""
+    path, _ = small_gt(tmp_path, k)
+    data = json.loads(path.read_text())
+    data["annotations"].append(json.loads(json.dumps(data["annotations"][0])) | {"id": 2})
+    edit(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+GT_ERRORS = [
+    (lambda d: d["annotations"][0].pop("id"),
+     r"gt\.json: annotations\[0\]: missing field 'id', expected an integer"),
+    (lambda d: d.pop("categories"), r"gt\.json: missing field 'categories'"),
+    (lambda d: d["annotations"][1].update(keypoints=[1.0] * 48),
+     r"gt\.json: annotations\[1\] \(id 2\): field 'keypoints' has 48 values, expected 51 "
+     r"finite numbers \(3 x 17 keypoints of category 1\)"),
+    (lambda d: d["annotations"][1]["keypoints"].__setitem__(4, float("nan")),
+     r"annotations\[1\] \(id 2\): field 'keypoints' must be 51 finite numbers"),
+    (lambda d: d["categories"][0].update(keypoints=["a"] * 16),
+     r"annotations\[0\] \(id 1\): field 'keypoints' has 51 values, expected 48"),
+    (lambda d: (d["categories"][0].pop("keypoints"),
+                d["annotations"][1].update(keypoints=[1.0] * 48)),
+     r"annotations\[1\] \(id 2\): .* expected 51 finite numbers \(3 x 17 keypoints as "
+     r"annotations\[0\]\)"),
+    (lambda d: d["annotations"][1].update(id=1), r"annotations\[1\] \(id 1\): duplicate annotation id"),
+    (lambda d: d["annotations"][1].update(image_id=6), r"image_id 6 is not in 'images'"),
+    (lambda d: d["annotations"][1].update(category_id=2), r"category_id 2 is not in 'categories'"),
+    (lambda d: d["annotations"][0].pop("area"), r"annotations\[0\] \(id 1\): missing field 'area'"),
+    (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), r"field 'bbox' has 3 values, expected 4"),
+    (lambda d: d["annotations"][0].pop("num_keypoints"), r"missing field 'num_keypoints'"),
+    (lambda d: d["annotations"][0].pop("iscrowd"), r"missing field 'iscrowd'"),
+    (lambda d: d["images"][0].update(id="5"), r"images\[0\]: field 'id' must be an integer, got '5'"),
+    (lambda d: d.update(annotations=[]), r"gt\.json: no annotations to evaluate against"),
+]
+
+
+@pytest.mark.parametrize("edit,message", GT_ERRORS)
+def test_malformed_ground_truth_names_file_entry_and_field(tmp_path, edit, message):
+    path = edited_gt(tmp_path, edit)
+    with pytest.raises(ValueError, match=message):
+        load_coco_gt(path)
+
+
+def test_sigmas_must_match_the_ground_truths_keypoints(tmp_path):
+    path, kp = small_gt(tmp_path, k=5)
+    res = keypoint_results(kp[None], [5], nms="none")
+    with pytest.raises(ValueError, match=r"gt\.json has 5 keypoints per annotation: pass sigmas"):
+        evaluate_coco(res, path)
+    with pytest.raises(ValueError, match=r"sigmas must have one value per keypoint \(5 keypoints "
+                                         r"in .*gt\.json\), got shape \(3,\)"):
+        evaluate_coco(res, path, sigmas=np.full(3, 0.05))
+    assert evaluate_coco(res, path, sigmas=np.full(5, 0.05))["AP"] == pytest.approx(1.0, abs=1e-12)
+
+
+RESULT_ERRORS = [
+    (lambda r: r.pop("score"), r"results\[0\] \(image id 5\): missing field 'score', expected a "
+                               r"finite number"),
+    (lambda r: r.pop("image_id"), r"results\[0\]: missing field 'image_id', expected an integer"),
+    (lambda r: r.update(image_id=5.0), r"results\[0\]: field 'image_id' must be an integer, got 5\.0"),
+    (lambda r: r.update(keypoints=r["keypoints"][:48]),
+     r"results\[0\] \(image id 5\): field 'keypoints' has 48 values, expected 51 finite numbers"),
+    (lambda r: r.update(category_id=2),
+     r"results\[0\] \(image id 5\): category_id 2 is not a category of the ground truth \[1\]"),
+]
+
+
+@pytest.mark.parametrize("edit,message", RESULT_ERRORS)
+def test_malformed_results_name_the_entry_and_field(tmp_path, edit, message):
+    path, kp = small_gt(tmp_path)
+    res = keypoint_results(kp[None], [5], nms="none")
+    edit(res[0])
+    with pytest.raises(ValueError, match=message):
+        evaluate_coco(res, path)
+
+
+def test_evaluate_coco_takes_numpy_numbers(tmp_path):
+    # before: TypeError from json.dump for an np.int64 image id
+    path, kp = small_gt(tmp_path)
+    res = [{"image_id": np.int64(5), "category_id": np.int32(1),
+            "keypoints": kp.reshape(-1).astype(np.float32), "score": np.float32(0.5)}]
+    out = tmp_path / "res.json"
+    assert evaluate_coco(res, path, results_file=out)["AP"] == pytest.approx(1.0, abs=1e-12)
+    written = json.loads(out.read_text())[0]
+    assert written["image_id"] == 5 and written["score"] == 0.5
+    with pytest.raises(TypeError, match="results must be a list of dicts"):
+        evaluate_coco(res[0], path)
+
+
+def test_keypoint_results_wrong_lengths_and_types():
+    kp, scores, areas = poses()
+    with pytest.raises(ValueError, match=r"image_ids must have one value per prediction \(3\), "
+                                         r"got shape \(2,\)"):
+        keypoint_results(kp, [1, 1], scores, areas)
+    with pytest.raises(ValueError, match=r"areas must have one value per prediction \(3\), "
+                                         r"got shape \(4,\)"):
+        keypoint_results(kp, [1, 1, 1], scores, np.ones(4))
+    with pytest.raises(ValueError, match=r"box_scores must have one value per prediction"):
+        keypoint_results(kp, [1, 1, 1], scores[:1], areas)
+    with pytest.raises(TypeError, match=r"image_ids must be integers, got dtype float64"):
+        keypoint_results(kp, [1.0, 1.0, 2.0], scores, areas)
+    with pytest.raises(ValueError, match=r"sigmas must have one value per keypoint \(17"):
+        keypoint_results(kp, [1, 1, 1], scores, areas, sigmas=np.ones(5))
+    res = keypoint_results(kp, np.array([1, 1, 2], dtype=np.int64), scores, areas)
+    assert [type(r["image_id"]) for r in res] == [int, int, int]

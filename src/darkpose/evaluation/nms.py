@@ -39,18 +39,20 @@ def check_sigmas(sigmas: np.ndarray | None, k: int, where: str = "the poses") ->
 def check_finite(
     name: str, values: np.ndarray, label: Callable[[int], str], nonnegative: bool = False
 ) -> None:
-    """Raise a ValueError naming the first row of ``values`` (one row per pose) that is
+    """Raise a ValueError naming the first pose (row of ``values``) with a value that is
     not finite, or with ``nonnegative`` negative; ``label(i)`` names pose i."""
-    rows = values.reshape(len(values), int(np.prod(values.shape[1:])))
-    bad, expected = ~np.isfinite(rows).all(axis=1), "finite"
-    if nonnegative and not bad.any():
-        bad, expected = (rows < 0).any(axis=1), "non-negative"
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{label(i)}: {name} must be {expected}, got {rows[i].tolist()} "
-            f"({int(bad.sum())} of {len(rows)} such)"
-        )
+    ok, expected = np.isfinite(values), "finite"
+    if nonnegative and ok.all():
+        ok, expected = values >= 0, "non-negative"
+    if ok.all():
+        return
+    bad = np.argwhere(~ok)
+    first = tuple(int(v) for v in bad[0])
+    at = f" at {list(first[1:])}" if len(first) > 1 else ""
+    raise ValueError(
+        f"{label(first[0])}: {name} must be {expected}, got {values[first]}{at} "
+        f"({len(np.unique(bad[:, 0]))} of {len(values)} such)"
+    )
 
 
 def _check_poses(keypoints, scores, areas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
