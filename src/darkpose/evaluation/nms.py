@@ -113,8 +113,9 @@ def oks_matrix(
 
 
 def _best_first(scores: np.ndarray) -> np.ndarray:
-    """Indices by descending score; among equal scores the later index first (the
-    reference's ``argsort()[::-1]``, made deterministic with a stable sort)."""
+    """Indices by descending score; among equal scores the later index first: the
+    reference's ``argsort()[::-1]`` where numpy's unstable default keeps ties in order
+    (its classic introsort below 17 elements), made deterministic with a stable sort."""
     return np.argsort(scores, kind="stable")[::-1]
 
 
