@@ -145,11 +145,13 @@ def test_soft_oks_nms_decays_duplicates_below_others():
 
 
 def test_default_sigmas_are_cocos():
-    # one keypoint off by 1 px in x, areas 1: e = 1 / (2 sigma)^2 / 2 per keypoint
+    from pycocotools.cocoeval import Params
+
+    # every keypoint off by 1 px in x, areas 1: e = 1 / (2 sigma)^2 / 2 per keypoint, with
+    # pycocotools' table of COCO's sigmas (an independent copy: equal to 1 ulp)
     kp = np.zeros((2, 17, 2))
     kp[1, :, 0] = 1.0
-    sig = np.array([0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
-                    0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089])
+    sig = Params("keypoints").kpt_oks_sigmas
     expected = np.exp(-1.0 / (2 * sig) ** 2 / (1.0 + np.spacing(1)) / 2).mean()
     assert oks_matrix(kp, np.ones(2))[0, 1] == pytest.approx(expected, rel=1e-12)
 
@@ -331,8 +333,6 @@ def test_pckh_bad_inputs(tmp_path):
 
 
 def test_load_coco_gt_names_the_file_and_field_of_a_malformed_annotation(tmp_path):
-    from darkpose.evaluation import load_coco_gt
-
     bad = tmp_path / "bad.json"
     bad.write_text('{"images": 3}')
     with pytest.raises(ValueError, match=r"bad.json: 'images' must be a list of objects, got int"):
