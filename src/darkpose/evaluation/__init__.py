@@ -1,6 +1,7 @@
 """Evaluation: COCO keypoint AP (pycocotools), OKS NMS, rescoring, MPII PCKh.
 
-Imports nothing from :mod:`darkpose.data`: it works on arrays and annotation files.
+It works on arrays and annotation files; the only thing it takes from :mod:`darkpose.data`
+is COCO's OKS sigmas (the built-in metadata), imported when first needed.
 """
 
 from darkpose.evaluation.coco import (
@@ -11,7 +12,7 @@ from darkpose.evaluation.coco import (
     load_coco_gt,
     rescore,
 )
-from darkpose.evaluation.nms import COCO_SIGMAS, oks_matrix, oks_nms, soft_oks_nms
+from darkpose.evaluation.nms import oks_matrix, oks_nms, soft_oks_nms
 from darkpose.evaluation.pckh import (
     PckhGroundTruth,
     evaluate_pckh,
@@ -20,7 +21,6 @@ from darkpose.evaluation.pckh import (
 )
 
 __all__ = [
-    "COCO_SIGMAS",
     "STATS_NAMES",
     "PckhGroundTruth",
     "evaluate_coco",

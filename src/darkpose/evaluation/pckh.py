@@ -7,6 +7,11 @@ The table reports per joint group (left and right averaged) and the mean over al
 joints except pelvis and thorax, weighted by each joint's number of visible instances (as
 the reference). Values are percentages.
 
+Where the reference gives no figure or a silent one: a visible joint of a person with a zero
+head box is a miss (the reference's figure, with a warning giving the count), as is a
+non-finite prediction (warned); a row with no visible joint reads 0.0 instead of NaN
+(warned), and a row with one side visible averages that side.
+
 ``gt_valid.mat`` holds ``pos_gt_src`` (16, 2, N) 1-based joint positions, ``jnt_missing``
 (16, N) (1 = not annotated) and ``headboxes_src`` (2, 2, N) (two corners of the head box);
 ``dataset_joints`` (optional) names the joints.
@@ -18,6 +23,7 @@ with its printed numbers.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,24 +100,49 @@ def load_pckh_ground_truth(path: str | Path) -> PckhGroundTruth:
     )
 
 
-def pckh_per_joint(
-    predictions: np.ndarray, gt: PckhGroundTruth, threshold: float = 0.5
-) -> tuple[np.ndarray, np.ndarray]:
-    """Correct and visible counts per joint.
-
-    predictions (N, K, 2) 0-based (x, y) -> (correct (K,), visible (K,)) int arrays
-    """
+def _scaled_errors(predictions: np.ndarray, gt: PckhGroundTruth) -> np.ndarray:
+    """(N, K) distance / head size; warns of visible joints that count as misses however
+    close the prediction: zero head boxes (as the reference) and non-finite predictions."""
     predictions = np.asarray(predictions, dtype=np.float64)[..., :2]
     if predictions.shape != gt.positions.shape:
         raise ValueError(
             f"predictions must be {gt.positions.shape} (one per ground-truth person, in "
             f"file order), got {predictions.shape}"
         )
+    zero_head = gt.visible.any(axis=1) & ~(gt.head_sizes > 0)
+    if zero_head.any():
+        warnings.warn(
+            f"PCKh: {int(zero_head.sum())} ground-truth persons have a zero head box; their "
+            f"{int(gt.visible[zero_head].sum())} visible joints count as misses (as the reference)",
+            stacklevel=3,
+        )
+    non_finite = gt.visible & ~np.isfinite(predictions).all(axis=-1)
+    if non_finite.any():
+        warnings.warn(
+            f"PCKh: {int(non_finite.sum())} predictions of visible joints are not finite; "
+            "they count as misses",
+            stacklevel=3,
+        )
     err = np.linalg.norm(predictions - gt.positions, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scaled = err / gt.head_sizes[:, None]
+        return err / gt.head_sizes[:, None]
+
+
+def _counts(scaled: np.ndarray, gt: PckhGroundTruth, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     correct = (scaled <= threshold) & gt.visible
     return correct.sum(axis=0), gt.visible.sum(axis=0)
+
+
+def pckh_per_joint(
+    predictions: np.ndarray, gt: PckhGroundTruth, threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Correct and visible counts per joint.
+
+    predictions (N, K, 2) 0-based (x, y) -> (correct (K,), visible (K,)) int arrays.
+    A visible joint of a person with a zero head box, or with a non-finite prediction,
+    is a miss (with a warning giving the count).
+    """
+    return _counts(_scaled_errors(predictions, gt), gt, threshold)
 
 
 def evaluate_pckh(
@@ -131,22 +162,34 @@ def evaluate_pckh(
     Returns
     -------
     dict of percentages; the keys are ``"Mean"`` for PCKh@threshold and ``"Mean@0.1"``
-    (named after ``low_threshold``).
+    (named after ``low_threshold``). A row averages the per-joint PCKh of its joints
+    that have visible instances; a row (or mean) with no visible joint reads 0.0, with
+    a warning naming it. Misses as in :func:`pckh_per_joint`.
     """
     if not isinstance(gt, PckhGroundTruth):
         gt = load_pckh_ground_truth(gt)
     k = gt.positions.shape[1]
-    correct, visible = pckh_per_joint(predictions, gt, threshold)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_joint = 100.0 * correct / visible
+    scaled = _scaled_errors(predictions, gt)
+    correct, visible = _counts(scaled, gt, threshold)
+    low_correct, _ = _counts(scaled, gt, low_threshold)
+    seen = visible > 0
+    per_joint = np.divide(100.0 * correct, visible, out=np.zeros(k), where=seen)
     table: dict[str, float] = {}
+    empty = []
     if k == 16:
         for name, joints in MPII_GROUPS.items():
-            table[name] = float(np.mean(per_joint[list(joints)]))
+            js = [j for j in joints if seen[j]]
+            table[name] = float(np.mean(per_joint[js])) if js else 0.0
+            if not js:
+                empty.append(name)
     mask = np.ones(k, dtype=bool)
     if k == 16:
         mask[list(EXCLUDED_FROM_MEAN)] = False
-    table["Mean"] = float(100.0 * correct[mask].sum() / visible[mask].sum())
-    low_correct, _ = pckh_per_joint(predictions, gt, low_threshold)
-    table[f"Mean@{low_threshold:g}"] = float(100.0 * low_correct[mask].sum() / visible[mask].sum())
+    total = visible[mask].sum()
+    if not total:
+        empty.append("Mean")
+    for key, c in (("Mean", correct), (f"Mean@{low_threshold:g}", low_correct)):
+        table[key] = float(100.0 * c[mask].sum() / total) if total else 0.0
+    if empty:
+        warnings.warn(f"PCKh: no visible joint for {', '.join(empty)}: reported as 0", stacklevel=2)
     return table
