@@ -38,7 +38,7 @@ def test_mpii_reference_conventions(tmp_path, caplog):
     ann = make_mpii(tmp_path)
     with caplog.at_level(logging.WARNING):
         ds = MpiiDataset(ann, tmp_path / "images")
-    assert "skipped 1 entries with a non-positive or non-finite scale" in caplog.text
+    assert "skipped 1 entries with a non-positive scale" in caplog.text
     assert len(ds) == 2 and ds.num_skipped_degenerate == 1
     assert ds.annotation_ids.tolist() == [0, 2]  # index in the file, for PCKh order
     assert ds.image_ids.tolist() == [0, 1]
@@ -65,7 +65,7 @@ def test_mpii_bad_inputs(tmp_path):
         [{"image": "000001.png", "center": [81.0, 41.0], "scale": 0.4,
           "joints": joints16(0.0)[:15], "joints_vis": [1] * 16}],
     )
-    msg = r"valid\.json: entry 0: 'joints' has 15 entries, expected 16"
+    msg = r"valid\.json: entry 0: field 'joints' must be 16 \[x, y\] pairs, got 15 entries"
     with pytest.raises(ValueError, match=msg):
         MpiiDataset(ann, tmp_path / "images")
     ann.write_text(json.dumps([{"image": "000001.png", "scale": 0.4}]))
