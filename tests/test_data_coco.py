@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from darkpose.data import CocoKeypointDataset, load_metadata
+from darkpose.data import CocoKeypointDataset, TopDownTransform, TransformConfig, load_metadata
 from darkpose.data.keypoint_metadata import metadata_from_dict
+from darkpose.geometry import crop_affine, transform_points
 
 ANN = "annotations/person_keypoints_train2017.json"
 
@@ -88,6 +89,49 @@ def test_coco_mini_detection_boxes(coco_mini, tmp_path, caplog):
     # threshold 0.0 (the reference IMAGE_THRE) keeps the low-score one too
     ds0 = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", detections=path)
     assert sorted(ds0.scores.tolist()) == [0.3, 0.9]
+
+
+@pytest.mark.parametrize("convention", ["darkpose", "hrnet"])
+def test_detections_through_the_test_transform(coco_mini, tmp_path, convention):
+    det = {"image_id": 535506, "category_id": 1, "bbox": [100.0, 120.0, 150.0, 300.0],
+           "score": 0.9}
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps([det]))
+    size = (192, 256)
+    t = TopDownTransform(TransformConfig(image_size=size, convention=convention), "coco",
+                         train=False)
+    ds = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=size,
+                             convention=convention, detections=path, transform=t)
+    sample = ds[0]
+    meta = sample["meta"]
+    # the box padded to 3:4 (w 150 -> 225) and enlarged by 1.25, centred on the box
+    extra = 1.0 if convention == "darkpose" else 0.0
+    center = np.array([100 + (150 - extra) / 2, 120 + (300 - extra) / 2])
+    np.testing.assert_allclose(meta["center"], center)
+    np.testing.assert_allclose(meta["scale"], [225 / 200 * 1.25, 300 / 200 * 1.25])
+    assert meta["score"] == 0.9 and meta["annotation_id"] == -1
+    assert meta["area"] == pytest.approx(225 * 300 * 1.25**2, rel=1e-12)
+    # the crop and the recovery are geometry's affines of that centre and scale
+    scale = np.array([225 / 200 * 1.25, 300 / 200 * 1.25])
+    np.testing.assert_allclose(
+        meta["image_to_input"], crop_affine(center, scale, 0.0, size, convention)[0], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        meta["heatmap_to_image"],
+        crop_affine(center, scale, 0.0, (48, 64), convention, inverse=True)[0], atol=1e-9,
+    )
+    # which put the centre at the crop's centre and the padded box's left and right edges on
+    # its first and last pixel (darkpose) or its edges (hrnet)
+    half = (225 * 1.25 - extra) / 2
+    points = np.array([[center, center - [half, 0], center + [half, 0]]])
+    out = np.array(size, dtype=float) - extra
+    np.testing.assert_allclose(
+        transform_points(points, meta["image_to_input"][None]),
+        [[out / 2, [0, out[1] / 2], [out[0], out[1] / 2]]], atol=1e-9,
+    )
+    # detections carry no keypoints: nothing to learn from, every target weight 0
+    assert sample["target"].shape == (17, 64, 48)
+    assert not sample["target_weight"].any() and not sample["target"].any()
 
 
 # -- a small dataset with its own keypoints ------------------------------------------------
