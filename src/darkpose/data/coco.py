@@ -8,7 +8,10 @@ results file (COCO results format: a list of ``{"image_id", "bbox", "score",
 Ground-truth instances follow the reference loader: crowd annotations and annotations
 without a labelled keypoint are left out; boxes are clipped to the image; annotations with
 zero area or a degenerate box are skipped and counted in the log. Detection boxes are used
-as given (not clipped), as in the reference.
+as given (not clipped), as in the reference. Every instance's area, ground truth or
+detected, is (200 s_w)(200 s_h), the area the reference's OKS NMS uses; the annotation's
+``area`` only decides validity. Values are validated at load: an error names the file, the
+record and the field.
 """
 
 from __future__ import annotations
