@@ -341,6 +341,8 @@ NAN, INF = float("nan"), float("inf")
          r"annotation id 10: field 'bbox' must hold finite numbers, got inf at index 2"),
         ({"bbox": [NAN, 5, 30, 40]}, r"annotation id 10: field 'bbox' .* got nan at index 0"),
         ({"bbox": [10, 5, True, 40]}, r"annotation id 10: field 'bbox' .* got True at index 2"),
+        ({"bbox": [INF, 5, -INF, 40]}, r"annotation id 10: field 'bbox' .* got inf at index 0"),
+        ({"bbox": [10, 5, 10**400, 40]}, r"annotation id 10: field 'bbox' .* got 1000+ at index 2"),
         ({"area": NAN}, r"annotation id 10: field 'area' must be a finite number, got nan"),
         ({"area": INF}, r"annotation id 10: field 'area' must be a finite number, got inf"),
         ({"area": "900"}, r"annotation id 10: field 'area' must be int or float, got str"),
