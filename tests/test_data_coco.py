@@ -329,6 +329,13 @@ GOOD_ANN = {"id": 10, "image_id": 1, "category_id": 7, "bbox": [10, 5, 30, 40], 
 NAN, INF = float("nan"), float("inf")
 
 
+def assert_refused(tmp_path, message, **files):
+    """``make_dataset(**files)``, refused by the loader with ``message`` after the file name."""
+    ann = make_dataset(tmp_path, **files)
+    with pytest.raises(ValueError, match=rf"ann\.json: {message}"):
+        CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json")
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -355,17 +362,13 @@ NAN, INF = float("nan"), float("inf")
     ],
 )
 def test_bad_annotation_values(tmp_path, change, message):
-    ann = make_dataset(tmp_path, annotations=[{**GOOD_ANN, **change}])
-    with pytest.raises(ValueError, match=rf"ann\.json: {message}"):
-        CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json")
+    assert_refused(tmp_path, message, annotations=[{**GOOD_ANN, **change}])
 
 
 def test_annotation_without_id(tmp_path):
     ann = dict(GOOD_ANN)
     del ann["id"]
-    path = make_dataset(tmp_path, annotations=[ann])
-    with pytest.raises(ValueError, match=r"ann\.json: annotations\[0\]: missing field 'id'"):
-        CocoKeypointDataset(path, tmp_path / "img", metadata=tmp_path / "hands.json")
+    assert_refused(tmp_path, r"annotations\[0\]: missing field 'id'", annotations=[ann])
 
 
 @pytest.mark.parametrize(
@@ -382,16 +385,13 @@ def test_annotation_without_id(tmp_path):
 def test_bad_image_records(tmp_path, change, message):
     images = [{"id": 1, "file_name": "a.png", "width": 80, "height": 60},
               {"id": 2, "file_name": "b.png", "width": 80, "height": 60, **change}]
-    ann = make_dataset(tmp_path, annotations=[GOOD_ANN], images=images)
-    with pytest.raises(ValueError, match=rf"ann\.json: {message}"):
-        CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json")
+    assert_refused(tmp_path, message, annotations=[GOOD_ANN], images=images)
 
 
 def test_duplicate_annotation_ids(tmp_path):
     other = {**GOOD_ANN, "image_id": 2}
-    ann = make_dataset(tmp_path, annotations=[GOOD_ANN, other])
-    with pytest.raises(ValueError, match=r"ann\.json: annotations\[1\]: duplicate annotation id 10"):
-        CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json")
+    assert_refused(tmp_path, r"annotations\[1\]: duplicate annotation id 10",
+                   annotations=[GOOD_ANN, other])
 
 
 @pytest.mark.parametrize(
@@ -405,23 +405,18 @@ def test_duplicate_annotation_ids(tmp_path):
     ],
 )
 def test_bad_category(tmp_path, category, message):
-    ann = make_dataset(tmp_path, annotations=[GOOD_ANN], categories=[category])
-    with pytest.raises(ValueError, match=rf"ann\.json: {message}"):
-        CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json")
+    assert_refused(tmp_path, message, annotations=[GOOD_ANN], categories=[category])
 
 
 def test_a_file_without_persons_is_an_error(tmp_path):
     crowd = {**GOOD_ANN, "iscrowd": 1}
     unlabelled = {**GOOD_ANN, "id": 11, "keypoints": [0] * 9}
-    ann = make_dataset(tmp_path, annotations=[crowd, unlabelled])
-    msg = (r"ann\.json: no person instances: 0 non-crowd annotations of category 7 with a "
+    msg = (r"no person instances: 0 non-crowd annotations of category 7 with a "
            r"labelled keypoint, 0 of them with a degenerate box, 0 in excluded images")
-    with pytest.raises(ValueError, match=msg):
-        CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json")
+    assert_refused(tmp_path, msg, annotations=[crowd, unlabelled])
     degenerate = {**GOOD_ANN, "bbox": [10, 5, 0, 40]}
-    ann = make_dataset(tmp_path, annotations=[degenerate])
-    with pytest.raises(ValueError, match=r"no person instances: 1 non-crowd .* 1 of them with a"):
-        CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json")
+    assert_refused(tmp_path, r"no person instances: 1 non-crowd .* 1 of them with a",
+                   annotations=[degenerate])
 
 
 @pytest.mark.parametrize(
