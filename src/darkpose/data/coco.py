@@ -8,40 +8,50 @@ results file (COCO results format: a list of ``{"image_id", "bbox", "score",
 Ground-truth instances follow the reference loader: crowd annotations and annotations
 without a labelled keypoint are left out; boxes are clipped to the image; annotations with
 zero area or a degenerate box are skipped and counted in the log. Detection boxes are used
-as given (not clipped), as in the reference.
+as given (not clipped), as in the reference. Every instance's area, ground truth or
+detected, is (200 s_w)(200 s_h), the area the reference's OKS NMS uses; the annotation's
+``area`` only decides validity. Values are validated at load: an error names the file, the
+record and the field.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from darkpose.data._io import read_json, require_field
+from darkpose.data._io import (
+    read_json,
+    require_field,
+    require_id,
+    require_number,
+    require_numbers,
+)
 from darkpose.data.base import TopDownDataset, open_annotations
+from darkpose.data.image import excluded_mask
 from darkpose.data.keypoint_metadata import KeypointMetadata
 from darkpose.geometry import area_from_scale, boxes_to_center_scale, clean_boxes
 
 logger = logging.getLogger(__name__)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
 def _read_images(raw: dict, where: str) -> dict[int, tuple[str, float, float]]:
+    """image id -> (file_name, width, height); ids unique, sizes finite and positive."""
     images = require_field(raw, "images", list, where)
     out: dict[int, tuple[str, float, float]] = {}
     for i, img in enumerate(images):
         rec = f"{where}: images[{i}]"
-        img_id = require_field(img, "id", int, rec)
+        img_id = require_id(img, "id", rec)
+        if img_id in out:
+            raise ValueError(f"{rec}: duplicate image id {img_id} (also {out[img_id][0]!r})")
         name = require_field(img, "file_name", str, rec)
-        width = require_field(img, "width", int | float, rec)
-        height = require_field(img, "height", int | float, rec)
-        out[img_id] = (name, float(width), float(height))
+        width = require_number(img, "width", rec)
+        height = require_number(img, "height", rec)
+        if not (width > 0 and height > 0):
+            raise ValueError(f"{rec}: 'width' and 'height' must be positive, got {width}x{height}")
+        out[img_id] = (name, width, height)
     return out
 
 
@@ -70,13 +80,16 @@ def _keypoint_category(
         if required:
             raise ValueError(f"{where}: no category in 'categories' has a 'keypoints' field")
         return 1
+    rec = f"{where}: category {cat.get('id')!r}"
     names = cat.get("keypoints")
-    if names is not None and len(names) != num_keypoints:
-        raise ValueError(
-            f"{where}: category {cat.get('id')!r} lists {len(names)} keypoints, "
-            f"the metadata has {num_keypoints}"
-        )
-    return int(cat.get("id", 1))
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{rec}: field 'keypoints' must be a list of keypoint names")
+        if len(names) != num_keypoints:
+            raise ValueError(
+                f"{rec} lists {len(names)} keypoints, the metadata has {num_keypoints}"
+            )
+    return require_id(cat, "id", rec)
 
 
 class CocoKeypointDataset(TopDownDataset):
@@ -99,13 +112,29 @@ class CocoKeypointDataset(TopDownDataset):
         Keep detections with score >= this (the reference ``IMAGE_THRE``, 0.0).
     category_id : int or None
         The keypoint category (default: id 1 if it has keypoints, else the first that does).
+    exclude_images : iterable of paths
+        Images (as in ``image_paths``, e.g. the result of
+        :func:`darkpose.data.image.check_images`) whose persons are left out, with a count
+        in the log.
     transform, color, seed
         As in :class:`TopDownDataset`.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the record (``images[i]``, ``annotation id A``,
+        ``detection [i]``) and the field: a missing or wrong-typed field, an id that is no
+        int64 integer, a duplicate image or annotation id, a box, keypoint, area, size or
+        score that is not a finite number, a keypoint list of the wrong length; also when
+        no person instance is left.
 
     Attributes
     ----------
     ann_file : Path
     category_id : int
+    image_sizes : (N, 2) float64
+        (width, height) of each instance's image from the annotation file; reading an
+        image of another size is an error.
     num_skipped_degenerate : int
         Annotations or detections skipped for a zero-area or degenerate box.
     """
@@ -120,6 +149,7 @@ class CocoKeypointDataset(TopDownDataset):
         detections: str | Path | None = None,
         det_score_threshold: float = 0.0,
         category_id: int | None = None,
+        exclude_images: Iterable[str | Path] = (),
         transform=None,
         color: str = "rgb",
         seed: int = 0,
@@ -140,12 +170,12 @@ class CocoKeypointDataset(TopDownDataset):
             rows = self._ground_truth_rows(raw, where, images, k)
         else:
             rows = self._detection_rows(Path(detections), images, det_score_threshold, k)
-        image_ids, ann_ids, boxes, kpts, areas, scores = rows
+        image_ids, ann_ids, boxes, kpts, ann_areas, scores = rows
         n = len(image_ids)
         sizes = np.array([images[i][1:] for i in image_ids], dtype=np.float64).reshape(n, 2)
         if detections is None:
             boxes, valid = clean_boxes(boxes, sizes, convention)  # type: ignore[arg-type]
-            valid &= areas > 0
+            valid &= ann_areas > 0
         else:
             valid = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
         self.num_skipped_degenerate = int((~valid).sum())
@@ -155,68 +185,72 @@ class CocoKeypointDataset(TopDownDataset):
                 "%s: skipped %d %s with a zero-area or degenerate box",
                 where, self.num_skipped_degenerate, what,
             )
+        paths = [image_dir / images[i][0] for i in image_ids]
+        excluded = excluded_mask(paths, exclude_images, where) & valid
+        valid &= ~excluded
+        if not valid.any():
+            if detections is None:
+                kind = f"non-crowd annotations of category {self.category_id} with a labelled keypoint"
+            else:
+                kind = f"detections in {detections} with score >= {det_score_threshold:g}"
+            raise ValueError(
+                f"{where}: no person instances: {n} {kind}, {self.num_skipped_degenerate} of "
+                f"them with a degenerate box, {int(excluded.sum())} in excluded images"
+            )
         image_ids, ann_ids, boxes = image_ids[valid], ann_ids[valid], boxes[valid]
-        kpts, areas, scores = kpts[valid], areas[valid], scores[valid]
+        kpts, scores, sizes = kpts[valid], scores[valid], sizes[valid]
         centers, scales = boxes_to_center_scale(
             boxes, image_size[0] / image_size[1], convention=convention  # type: ignore[arg-type]
         )
-        if detections is not None:
-            areas = area_from_scale(scales)
         self.image_size = tuple(image_size)
         self.convention = convention
         super().__init__(
-            image_paths=[image_dir / images[i][0] for i in image_ids],
+            image_paths=[p for p, v in zip(paths, valid) if v],
             image_ids=image_ids,
             annotation_ids=ann_ids,
             boxes=boxes,
             centers=centers,
             scales=scales,
             keypoints=kpts,
-            areas=areas,
+            areas=area_from_scale(scales),  # as the reference's OKS NMS, GT or detection
             scores=scores,
             metadata=meta,
             transform=transform,
             color=color,
             seed=seed,
         )
+        self.image_sizes = sizes
         logger.info("%s: %d person instances", where, len(self))
 
     def _ground_truth_rows(self, raw, where, images, k):
         anns = require_field(raw, "annotations", list, where)
         image_ids, ann_ids, boxes, kpts, areas = [], [], [], [], []
+        seen: set[int] = set()
         num_crowd = num_unlabelled = 0
         for i, ann in enumerate(anns):
             if not isinstance(ann, dict):
                 raise ValueError(f"{where}: annotations[{i}] is not a JSON object")
+            ann_id = require_id(ann, "id", f"{where}: annotations[{i}]")
+            if ann_id in seen:
+                raise ValueError(f"{where}: annotations[{i}]: duplicate annotation id {ann_id}")
+            seen.add(ann_id)
             if ann.get("category_id") != self.category_id:
                 continue
-            ann_id = ann.get("id", i)
             rec = f"{where}: annotation id {ann_id}"
             if ann.get("iscrowd", 0):
                 num_crowd += 1
                 continue
-            img_id = require_field(ann, "image_id", int, rec)
+            img_id = require_id(ann, "image_id", rec)
             if img_id not in images:
                 raise ValueError(f"{rec}: image_id {img_id} is not in 'images'")
-            bbox = require_field(ann, "bbox", list, rec)
-            if len(bbox) != 4 or not all(_is_number(v) for v in bbox):
-                raise ValueError(f"{rec}: 'bbox' must be 4 numbers [x, y, w, h], got {bbox!r}")
-            kp = require_field(ann, "keypoints", list, rec)
-            if len(kp) != 3 * k:
-                raise ValueError(
-                    f"{rec}: 'keypoints' has {len(kp)} values, expected {3 * k} "
-                    f"({k} keypoints x (x, y, v))"
-                )
-            if not all(_is_number(v) for v in kp):
-                raise ValueError(f"{rec}: 'keypoints' must be numbers")
+            bbox = require_numbers(ann, "bbox", rec, 4, "[x, y, w, h]")
+            kp = require_numbers(ann, "keypoints", rec, 3 * k, f"({k} keypoints x (x, y, v))")
             if not any(v > 0 for v in kp[2::3]):
                 num_unlabelled += 1
                 continue
-            area = ann.get("area", bbox[2] * bbox[3])
-            if not _is_number(area) or not math.isfinite(area):
-                raise ValueError(f"{rec}: 'area' must be a number, got {area!r}")
+            area = require_number(ann, "area", rec) if "area" in ann else bbox[2] * bbox[3]
             image_ids.append(img_id)
-            ann_ids.append(int(ann_id))
+            ann_ids.append(ann_id)
             boxes.append(bbox)
             kpts.append(kp)
             areas.append(area)
@@ -249,11 +283,9 @@ class CocoKeypointDataset(TopDownDataset):
                 raise ValueError(f"{rec} is not a JSON object")
             if "category_id" in det and det["category_id"] != self.category_id:
                 continue
-            img_id = require_field(det, "image_id", int, rec)
-            bbox = require_field(det, "bbox", list, rec)
-            if len(bbox) != 4 or not all(_is_number(v) for v in bbox):
-                raise ValueError(f"{rec}: 'bbox' must be 4 numbers [x, y, w, h], got {bbox!r}")
-            score = require_field(det, "score", int | float, rec)
+            img_id = require_id(det, "image_id", rec)
+            bbox = require_numbers(det, "bbox", rec, 4, "[x, y, w, h]")
+            score = require_number(det, "score", rec)
             if score < threshold:
                 num_low += 1
                 continue
@@ -262,7 +294,7 @@ class CocoKeypointDataset(TopDownDataset):
                 continue
             image_ids.append(img_id)
             boxes.append(bbox)
-            scores.append(float(score))
+            scores.append(score)
         if num_other_images:
             logger.warning(
                 "%s: skipped %d detections of images not in %s",
@@ -275,6 +307,6 @@ class CocoKeypointDataset(TopDownDataset):
             -np.ones(n, dtype=np.int64),
             np.asarray(boxes, dtype=np.float64).reshape(n, 4),
             np.zeros((n, k, 3)),
-            np.zeros(n),
+            np.ones(n),
             np.asarray(scores, dtype=np.float64).reshape(n),
         )

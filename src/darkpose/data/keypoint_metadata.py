@@ -8,8 +8,10 @@ A metadata file is a small JSON object (COCO and MPII ship as ``coco.json`` and
       "keypoints": ["head", "left_hand", "right_hand"],   # required: K names, unique
       "flip_pairs": [["left_hand", "right_hand"]],        # required (may be []): names or
                                                           #   0-based indices
-      "sigmas": [0.026, 0.062, 0.062],            # required: K OKS sigmas (COCO units)
-      "joint_weights": [1.0, 1.5, 1.5],           # optional, default all 1
+      "sigmas": [0.026, 0.062, 0.062],            # required: K OKS sigmas (COCO units),
+                                                  #   finite and > 0
+      "joint_weights": [1.0, 1.5, 1.5],           # optional, default all 1; finite, >= 0
+                                                  #   (0 leaves a joint out of the loss)
       "upper_body": ["head", "left_hand", "right_hand"],  # optional: half-body split;
                                                           #   default [] (no half-body)
       "skeleton": [["head", "left_hand"]]         # optional: pairs, for drawing
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from darkpose.data._io import read_json
+from darkpose.data._io import check_numbers, read_json
 
 BUILTIN = ("coco", "mpii")
 
@@ -100,19 +102,12 @@ def _pairs(raw: Any, names: list[str], where: str, fld: str) -> tuple[tuple[int,
 
 
 def _numbers(raw: Any, k: int, where: str, fld: str, positive: bool) -> np.ndarray:
-    if not isinstance(raw, list) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in raw
-    ):
-        raise ValueError(f"{where}: field {fld!r} must be a list of {k} numbers")
-    if len(raw) != k:
-        raise ValueError(
-            f"{where}: field {fld!r} has {len(raw)} values, expected {k} (one per keypoint)"
-        )
-    arr = np.asarray(raw, dtype=np.float64)
+    """K finite numbers, each > 0 (``positive``) or >= 0."""
+    arr = np.asarray(check_numbers(raw, fld, where, k, "(one per keypoint)"), dtype=np.float64)
     if positive and not np.all(arr > 0):
-        raise ValueError(f"{where}: field {fld!r} must be positive")
+        raise ValueError(f"{where}: field {fld!r} must be positive, got {raw!r}")
     if not positive and not np.all(arr >= 0):
-        raise ValueError(f"{where}: field {fld!r} must not be negative")
+        raise ValueError(f"{where}: field {fld!r} must not be negative, got {raw!r}")
     return arr
 
 
@@ -142,6 +137,8 @@ def metadata_from_dict(raw: Any, where: str = "metadata") -> KeypointMetadata:
         if "joint_weights" in raw
         else np.ones(k)
     )
+    if not np.all(weights <= np.finfo(np.float32).max):  # stored as float32
+        raise ValueError(f"{where}: field 'joint_weights' must be below 3.4e38 (float32)")
     upper_raw = raw.get("upper_body", [])
     if not isinstance(upper_raw, list):
         raise ValueError(f"{where}: field 'upper_body' must be a list of keypoints")

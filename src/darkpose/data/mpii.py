@@ -16,13 +16,14 @@ in file order (``dataset.annotation_ids`` is the entry index).
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from darkpose.data._io import require_field
+from darkpose.data._io import check_numbers, require_field, require_number, require_numbers
 from darkpose.data.base import TopDownDataset, open_annotations
+from darkpose.data.image import excluded_mask
 from darkpose.data.keypoint_metadata import KeypointMetadata
 from darkpose.geometry import BOX_PADDING, area_from_scale, center_scale_to_boxes
 
@@ -42,9 +43,13 @@ class MpiiDataset(TopDownDataset):
     metadata : default "mpii"
     image_size : (W, H), only checked against the transform (MPII crops are square)
     convention : {"darkpose", "hrnet"}
+    exclude_images : iterable of paths
+        Images whose persons are left out (e.g. :func:`darkpose.data.image.check_images`).
     transform, color, seed : as in :class:`TopDownDataset`
 
-    Entries with a non-positive or non-finite scale are skipped and counted in the log;
+    A field that is missing, of the wrong type or length, or not a finite number is a
+    ``ValueError`` naming the file, the entry and the field, as is a file with no person
+    left. Entries with a non-positive scale are skipped and counted in the log;
     ``annotation_ids`` keeps each instance's index in the file; ``image_ids`` number the
     distinct image names in order of first appearance.
     """
@@ -56,6 +61,7 @@ class MpiiDataset(TopDownDataset):
         metadata: str | Path | KeypointMetadata = "mpii",
         image_size: tuple[int, int] = (256, 256),
         convention: str = "darkpose",
+        exclude_images: Iterable[str | Path] = (),
         transform=None,
         color: str = "rgb",
         seed: int = 0,
@@ -74,25 +80,20 @@ class MpiiDataset(TopDownDataset):
         for i, e in enumerate(entries):
             rec = f"{where}: entry {i}"
             name = require_field(e, "image", str, rec)
-            center = require_field(e, "center", list, rec)
-            if len(center) != 2 or not all(isinstance(v, int | float) for v in center):
-                raise ValueError(f"{rec}: 'center' must be 2 numbers, got {center!r}")
-            scale = require_field(e, "scale", int | float, rec)
+            center = require_numbers(e, "center", rec, 2, "[x, y]")
+            scale = require_number(e, "scale", rec)
             joints = np.zeros((k, 3))
             if "joints" in e:
                 j = e["joints"]
                 if not isinstance(j, list) or len(j) != k:
-                    got = len(j) if isinstance(j, list) else type(j).__name__
-                    raise ValueError(f"{rec}: 'joints' has {got} entries, expected {k}")
-                if not all(isinstance(p, list) and len(p) >= 2 for p in j):
-                    raise ValueError(f"{rec}: 'joints' must be {k} [x, y] pairs")
-                joints[:, :2] = np.asarray([p[:2] for p in j], dtype=np.float64) - 1.0
+                    got = f"{len(j)} entries" if isinstance(j, list) else type(j).__name__
+                    raise ValueError(f"{rec}: field 'joints' must be {k} [x, y] pairs, got {got}")
+                for m, xy in enumerate(j):
+                    check_numbers(xy, f"joints[{m}]", rec, 2, "[x, y]")
+                joints[:, :2] = np.asarray(j, dtype=np.float64) - 1.0
                 vis = e.get("joints_vis", [1] * k)
-                if not isinstance(vis, list) or len(vis) != k:
-                    got = len(vis) if isinstance(vis, list) else type(vis).__name__
-                    raise ValueError(f"{rec}: 'joints_vis' has {got} entries, expected {k}")
-                joints[:, 2] = np.asarray(vis, dtype=np.float64)
-            if not (math.isfinite(scale) and scale > 0) or not all(map(math.isfinite, center)):
+                joints[:, 2] = check_numbers(vis, "joints_vis", rec, k, "(one per joint)")
+            if not scale > 0:
                 skipped += 1
                 continue
             names.append(name)
@@ -102,13 +103,17 @@ class MpiiDataset(TopDownDataset):
             scales.append([scale * BOX_PADDING, scale * BOX_PADDING])
             kpts.append(joints)
         if skipped:
-            logger.warning(
-                "%s: skipped %d entries with a non-positive or non-finite scale", where, skipped
-            )
+            logger.warning("%s: skipped %d entries with a non-positive scale", where, skipped)
         self.num_skipped_degenerate = skipped
-        n = len(names)
-        centers_a = np.asarray(centers, dtype=np.float64).reshape(n, 2)
-        scales_a = np.asarray(scales, dtype=np.float64).reshape(n, 2)
+        keep = ~excluded_mask([image_dir / nm for nm in names], exclude_images, where)
+        if not keep.any():
+            raise ValueError(
+                f"{where}: no person instances: {len(entries)} entries, {skipped} with a "
+                f"non-positive scale, {int((~keep).sum())} in excluded images"
+            )
+        names = [nm for nm, kp in zip(names, keep) if kp]
+        centers_a = np.asarray(centers, dtype=np.float64)[keep]
+        scales_a = np.asarray(scales, dtype=np.float64)[keep]
         self.image_size = tuple(image_size)
         self.convention = convention
         image_index: dict[str, int] = {}
@@ -117,16 +122,17 @@ class MpiiDataset(TopDownDataset):
         super().__init__(
             image_paths=[image_dir / nm for nm in names],
             image_ids=np.asarray([image_index[nm] for nm in names], dtype=np.int64),
-            annotation_ids=np.asarray(index, dtype=np.int64),
+            annotation_ids=np.asarray(index, dtype=np.int64)[keep],
             boxes=center_scale_to_boxes(centers_a, scales_a, convention=convention),  # type: ignore[arg-type]
             centers=centers_a,
             scales=scales_a,
-            keypoints=np.asarray(kpts, dtype=np.float64).reshape(n, k, 3),
+            keypoints=np.asarray(kpts, dtype=np.float64)[keep],
             areas=area_from_scale(scales_a),
-            scores=np.ones(n),
+            scores=np.ones(len(names)),
             metadata=meta,
             transform=transform,
             color=color,
             seed=seed,
         )
+        self.image_sizes = None  # the MPII JSON gives no image sizes
         logger.info("%s: %d person instances", where, len(self))
