@@ -3,7 +3,7 @@
 One core: torch and OpenCV run on one thread each while it runs, and get their thread
 counts back when it ends. The baseline reads and decodes each person's photo with
 ``cv2.imread`` (the same flags the dataset uses); the pipeline makes the full training
-sample ``dataset[i]``: read + decode the JPEG,
+sample ``dataset[(epoch, i)]``: read + decode the JPEG,
 half-body/scale/rotation/flip draws, affine crop, normalisation to a float tensor, target
 heatmaps through the codec. Per person the two run back to back (alternating which goes
 first), over several rounds; the reported ratio is the median over rounds of
@@ -41,7 +41,7 @@ def measure(
     """Time JPEG decode alone and the full training sample, per person, on one core.
 
     Two ways to make the targets are timed: per sample (``targets="sample"``, what
-    ``dataset[i]`` returns) and per batch (``targets="batch"``: ``dataset[i]`` without
+    ``dataset[(epoch, i)]`` returns) and per batch (``targets="batch"``: the same without
     targets plus one :meth:`TopDownTransform.encode` call per ``batch_size`` persons, the
     work :meth:`TopDownTransform.collate` adds; stacking the batch is left out of both).
 
@@ -75,7 +75,7 @@ def _measure(ann, images, size, rounds, batch_size, progress) -> dict:
     paths = [str(p) for p in ds_sample.image_paths]
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
-    def one_round() -> tuple[float, float, float]:
+    def one_round(epoch: int) -> tuple[float, float, float]:
         """Per person, decode alone and both pipelines back to back (rotating which goes
         first), so that a load change on the machine hits all three alike."""
         spent = [0.0, 0.0, 0.0]
@@ -87,22 +87,20 @@ def _measure(ann, images, size, rounds, batch_size, progress) -> dict:
                 if which == 0:
                     cv2.imread(paths[i], flags)
                 elif which == 1:
-                    ds_sample[i]
+                    ds_sample[(epoch, i)]
                 else:
-                    pending.append(ds_batch[i]["meta"]["keypoints_heatmap"])
+                    pending.append(ds_batch[(epoch, i)]["meta"]["keypoints_heatmap"])
                     if len(pending) == batch_size or i == n - 1:
                         batched.encode(np.stack(pending))
                         pending = []
                 spent[which] += time.perf_counter() - t0
         return spent[0] / n, spent[1] / n, spent[2] / n
 
-    one_round()  # warm-up
+    one_round(0)  # warm-up
     dec, smp, bat = [], [], []
     for r in tqdm(range(rounds), desc="rounds", disable=not progress, file=sys.stderr,
                   leave=False):
-        ds_sample.set_epoch(r + 1)  # fresh augmentation draws each round
-        ds_batch.set_epoch(r + 1)
-        d, s_, b = one_round()
+        d, s_, b = one_round(r + 1)  # fresh augmentation draws each round
         dec.append(d)
         smp.append(s_)
         bat.append(b)
@@ -135,7 +133,7 @@ def _stages(ds, transform: TopDownTransform, paths, flags, batch_size) -> dict[s
     draws = []
     for i in range(n):
         inst = ds.instance(i)
-        c, s, r, f, _ = transform.draw(inst.keypoints, inst.center, inst.scale, ds.draws(i))
+        c, s, r, f, _ = transform.draw(inst.keypoints, inst.center, inst.scale, ds.draws(i, 0))
         a_in, a_hm = transform.affines(c, s, r, f, photos[i].shape[1])
         kp = inst.keypoints.copy()
         kp[:, :2] = kp[:, :2] @ a_hm[:, :2].T + a_hm[:, 2]
@@ -161,7 +159,7 @@ def _stages(ds, transform: TopDownTransform, paths, flags, batch_size) -> dict[s
         "normalise": timed(lambda i: transform.normalize(crops[i], True)),
         "encode_per_sample": timed(lambda i: transform.encode(kp_all[i : i + 1])),
         "encode_batched": timed(lambda j: transform.encode(batches[j]), len(batches)),
-        "transform_total": timed(lambda i: transform(photos[i], ds.instance(i), ds.draws(i))),
+        "transform_total": timed(lambda i: transform(photos[i], ds.instance(i), ds.draws(i, 0))),
     }
 
 
