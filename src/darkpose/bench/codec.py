@@ -17,60 +17,43 @@ import cv2
 import numpy as np
 import torch
 
-from darkpose.bench._common import json_target_refused, machine, table, time_call, time_interleaved, write_json
+from darkpose.bench._common import (
+    json_target_refused,
+    machine,
+    non_negative_float,
+    non_negative_int,
+    odd_int,
+    positive_float,
+    positive_int,
+    table,
+    time_call,
+    time_interleaved,
+    write_json,
+)
 from darkpose.codec import DECODE_METHODS, ENCODE_METHODS, decode, encode
-from darkpose.codec._backend import NUMPY
 from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
 
 TARGETS = {"dark_vs_floor": 2.0, "dark_vs_loop": 50.0, "encode_vs_loop": 10.0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=_positive_int, default=256, help="instances (default 256)")
-    parser.add_argument("--k", type=_positive_int, default=17, help="keypoints per instance (default 17)")
+    parser.add_argument("--n", type=positive_int, default=256, help="instances (default 256)")
+    parser.add_argument("--k", type=positive_int, default=17, help="keypoints per instance (default 17)")
     parser.add_argument(
-        "--size", type=_positive_int, nargs=2, default=(48, 64), metavar=("W", "H"), help="heatmap size"
+        "--size", type=positive_int, nargs=2, default=(48, 64), metavar=("W", "H"), help="heatmap size"
     )
-    parser.add_argument("--sigma", type=_positive_float, default=2.0, help="Gaussian sigma of the targets (default 2)")
-    parser.add_argument("--kernel", type=_odd_int, default=11, help="modulation kernel, odd (default 11)")
-    parser.add_argument("--noise", type=_non_negative_float, default=0.03, help="noise level (default 0.03)")
+    parser.add_argument("--sigma", type=positive_float, default=2.0, help="Gaussian sigma of the targets (default 2)")
+    parser.add_argument("--kernel", type=odd_int, default=11, help="modulation kernel, odd (default 11)")
+    parser.add_argument("--noise", type=non_negative_float, default=0.03, help="noise level (default 0.03)")
     parser.add_argument(
         "--spread", choices=("person", "uniform"), default="person",
         help="keypoint positions: like COCO people in a crop (default), or uniform over the frame",
     )  # fmt: skip
-    parser.add_argument("--repeats", type=_positive_int, default=20, help="timed rounds of the fast code (default 20)")
-    parser.add_argument("--loop-repeats", type=_positive_int, default=3, help="timed runs of each loop (default 3)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=positive_int, default=20, help="timed rounds of the fast code (default 20)")
+    parser.add_argument("--loop-repeats", type=positive_int, default=3, help="timed runs of each loop (default 3)")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _odd_int(text: str) -> int:
-    value = _positive_int(text)
-    if value % 2 == 0:
-        raise argparse.ArgumentTypeError(f"expected an odd positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
 
 
 def decode_loop(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
@@ -103,16 +86,18 @@ def decode_loop(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
 def argmax_and_windows(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
     """What any DARK decode made of array operations must do at least: the argmax of each map,
     then read the (k + 4) x (k + 4) window around it (the blur at the Taylor step's 13 taps
-    needs all of it). No arithmetic: a lower bound for ``decode``, measured in the same run.
+    needs all of it), shifted inside the frame. No arithmetic: a lower bound for ``decode``,
+    measured in the same run. Returns (N * K, side, side) copies of the windows, where side
+    is k + 4, or the frame's smaller side if that is less.
     """
     n, k, height, width = heatmaps.shape
-    flat = heatmaps.reshape(n * k, height * width)
-    index = flat.argmax(axis=1)
+    maps = heatmaps.reshape(n * k, height, width)
+    index = maps.reshape(n * k, height * width).argmax(axis=1)
     side = min(kernel + 4, height, width)
     top = np.clip(index // width - side // 2, 0, height - side)
     left = np.clip(index % width - side // 2, 0, width - side)
-    starts = (np.arange(n * k) * (height * width) + top * width + left)[:, None] + np.arange(side) * width
-    return NUMPY.gather_rows(heatmaps.reshape(-1), starts.reshape(-1), side)
+    windows = np.lib.stride_tricks.sliding_window_view(maps, (side, side), axis=(1, 2))
+    return windows[np.arange(n * k), top, left]
 
 
 def encode_loop(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import platform
 import statistics
 import sys
 import time
@@ -28,7 +27,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from darkpose.bench._common import json_target_refused, write_json
+from darkpose.bench._common import (
+    json_target_refused,
+    machine,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    write_json,
+)
 
 __all__ = ["Row", "Variant", "add_arguments", "format_table", "run", "run_benchmark", "variants"]
 
@@ -254,21 +260,21 @@ def format_table(rows: Sequence[Row]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="hrnet_w32", help="model name (darkpose models)")
-    parser.add_argument("--num-joints", type=int, default=17, metavar="K")
-    parser.add_argument("--input-size", type=int, nargs=2, default=(192, 256),
+    parser.add_argument("--num-joints", type=positive_int, default=17, metavar="K")
+    parser.add_argument("--input-size", type=positive_int, nargs=2, default=(192, 256),
                         metavar=("W", "H"), help="input width and height; default 192 256")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32], metavar="B")
+    parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[1, 32], metavar="B")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CPU, and CUDA when available")
     parser.add_argument("--train", action="store_true",
                         help="also time a training step on CPU (always on with CUDA)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure torch.compile (default on)")
-    parser.add_argument("--iters", type=int, default=None,
+    parser.add_argument("--iters", type=positive_int, default=None,
                         help="timed iterations per measurement (default: >= 3 and >= --seconds)")
-    parser.add_argument("--seconds", type=float, default=5.0,
+    parser.add_argument("--seconds", type=positive_float, default=5.0,
                         help="minimum timed seconds per measurement when --iters is not given")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations first")
+    parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed iterations first")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="also write the rows and the set-up as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --json file")
@@ -284,10 +290,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"darkpose bench models: unknown --model {args.model!r}; available: "
               f"{', '.join(MODELS)}", file=sys.stderr)
         return 2
-    if min(args.batch_sizes) < 1 or (args.iters is not None and args.iters < 1):
-        print("darkpose bench models: --batch-sizes and --iters must be positive",
-              file=sys.stderr)
-        return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         print("darkpose bench models: --device cuda but no CUDA device is available",
               file=sys.stderr)
@@ -300,13 +302,11 @@ def run(args: argparse.Namespace) -> int:
     setup = {
         "model": args.model,
         "input_size": [width, height],
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        **machine(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }
     print(f"{args.model} at {width}x{height} (W x H), torch {setup['torch']}, "
-          f"{setup['threads']} CPU threads" + (f", {setup['cuda']}" if setup["cuda"] else ""),
+          f"{setup['torch_threads']} CPU threads" + (f", {setup['cuda']}" if setup["cuda"] else ""),
           file=sys.stderr)
     rows = run_benchmark(
         args.model,

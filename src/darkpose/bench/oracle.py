@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from darkpose import geometry
-from darkpose.bench._common import json_target_refused, write_json
+from darkpose.bench._common import argument, json_target_refused, parse_size, parse_sizes, write_json
 from darkpose.codec import DARK_MAX_STEP
 from darkpose.data import CocoKeypointDataset, TopDownTransform, TransformConfig, read_image
 from darkpose.data.transforms import default_blur_kernel, default_sigma
@@ -57,17 +57,6 @@ ACCEPTANCE = 0.002
 DARK_REACH = DARK_MAX_STEP
 """How far beyond the frame the codec's "dark" decode can land: its Taylor step is capped
 at ``darkpose.codec.DARK_MAX_STEP`` (1.5) px per axis from the argmax."""
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """"256x192" (height x width, as the paper) -> (W, H) = (192, 256)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"an input size is HEIGHTxWIDTH like 256x192, got {text!r}") from None
-    if h % 4 or w % 4 or h <= 0 or w <= 0:
-        raise ValueError(f"input size {text!r} must be positive multiples of 4 (stride 4)")
-    return w, h
 
 
 def json_key(size: tuple[int, int]) -> str:
@@ -168,11 +157,13 @@ def oracle_table(
     """
     from darkpose.codec import decode
 
+    parsed = [parse_size(text) for text in sizes]  # every size checked before any work
+    if not parsed:
+        raise ValueError("sizes: expected at least one input size HEIGHTxWIDTH, got none")
     gt = load_coco_gt(ann)
     table: dict[str, dict[str, float]] = {}
     details: dict[str, dict] = {}
-    for text in sizes:
-        size = parse_size(text)
+    for size in parsed:
         methods = tuple(dict.fromkeys(e for e, _ in codecs))
         data = oracle_heatmaps(ann, images, size, methods, convention, progress)
         w, h = data["heatmap_size"]
@@ -261,8 +252,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ann", required=True, type=Path, help="COCO person_keypoints JSON")
     parser.add_argument("--images", required=True, type=Path, help="its image folder")
     parser.add_argument(
-        "--sizes", default=",".join(SIZES),
-        help="input sizes HEIGHTxWIDTH, comma-separated (default: %(default)s)",
+        "--sizes", type=argument(parse_sizes), default=list(SIZES),
+        help="input sizes HEIGHTxWIDTH, comma-separated, multiples of 4 and at least 8 "
+        f"(default: {','.join(SIZES)})",
     )
     parser.add_argument("--convention", default="darkpose", choices=geometry.CONVENTIONS)
     parser.add_argument("--json", type=Path, help="write the table as JSON to this path")
@@ -276,10 +268,7 @@ def run(args: argparse.Namespace) -> int:
     if json_target_refused("bench oracle", args.json, args.force):
         return 2
     try:
-        sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-        for s in sizes:
-            parse_size(s)
-        table, details = oracle_table(args.ann, args.images, sizes, CODECS, args.convention,
+        table, details = oracle_table(args.ann, args.images, args.sizes, CODECS, args.convention,
                                       progress=True)
     except (FileNotFoundError, ValueError) as e:
         print(f"darkpose bench oracle: {e}", file=sys.stderr)

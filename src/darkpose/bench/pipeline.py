@@ -1,8 +1,9 @@
 """``darkpose bench pipeline``: training-sample throughput per core against JPEG decode.
 
-One core (``torch.set_num_threads(1)``, ``cv2.setNumThreads(1)``). The baseline reads and
-decodes each person's photo with ``cv2.imread`` (the same flags the dataset uses); the
-pipeline makes the full training sample ``dataset[i]``: read + decode the JPEG,
+One core: torch and OpenCV run on one thread each while it runs, and get their thread
+counts back when it ends. The baseline reads and decodes each person's photo with
+``cv2.imread`` (the same flags the dataset uses); the pipeline makes the full training
+sample ``dataset[(epoch, i)]``: read + decode the JPEG,
 half-body/scale/rotation/flip draws, affine crop, normalisation to a float tensor, target
 heatmaps through the codec. Per person the two run back to back (alternating which goes
 first), over several rounds; the reported ratio is the median over rounds of
@@ -20,20 +21,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from darkpose.bench._common import json_target_refused, write_json
+from darkpose.bench._common import argument, json_target_refused, parse_size, positive_int, threads, write_json
 from darkpose.data import CocoKeypointDataset, TopDownTransform, TransformConfig
 from darkpose.data.image import read_image
 
 TARGET_RATIO = 1.25
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    from darkpose.bench.oracle import parse_size
-
-    return parse_size(text)
 
 
 def measure(
@@ -47,7 +41,7 @@ def measure(
     """Time JPEG decode alone and the full training sample, per person, on one core.
 
     Two ways to make the targets are timed: per sample (``targets="sample"``, what
-    ``dataset[i]`` returns) and per batch (``targets="batch"``: ``dataset[i]`` without
+    ``dataset[(epoch, i)]`` returns) and per batch (``targets="batch"``: the same without
     targets plus one :meth:`TopDownTransform.encode` call per ``batch_size`` persons, the
     work :meth:`TopDownTransform.collate` adds; stacking the batch is left out of both).
 
@@ -64,8 +58,13 @@ def measure(
     per-person times), ratio_sample, ratio_batch (median over rounds of time / decode
     time), samples_per_s {sample, batch} (one core), stages_ms, rounds_ms
     """
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    if rounds < 1 or batch_size < 1:
+        raise ValueError(f"rounds and batch_size must be at least 1, got {rounds} and {batch_size}")
+    with threads(1):
+        return _measure(ann, images, size, rounds, batch_size, progress)
+
+
+def _measure(ann, images, size, rounds, batch_size, progress) -> dict:
     per_sample = TopDownTransform(TransformConfig(image_size=size, targets="sample"), train=True)
     batched = TopDownTransform(TransformConfig(image_size=size, targets="batch"), train=True)
     ds_sample = CocoKeypointDataset(ann, images, image_size=size, transform=per_sample)
@@ -76,7 +75,7 @@ def measure(
     paths = [str(p) for p in ds_sample.image_paths]
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 
-    def one_round() -> tuple[float, float, float]:
+    def one_round(epoch: int) -> tuple[float, float, float]:
         """Per person, decode alone and both pipelines back to back (rotating which goes
         first), so that a load change on the machine hits all three alike."""
         spent = [0.0, 0.0, 0.0]
@@ -88,22 +87,20 @@ def measure(
                 if which == 0:
                     cv2.imread(paths[i], flags)
                 elif which == 1:
-                    ds_sample[i]
+                    ds_sample[(epoch, i)]
                 else:
-                    pending.append(ds_batch[i]["meta"]["keypoints_heatmap"])
+                    pending.append(ds_batch[(epoch, i)]["meta"]["keypoints_heatmap"])
                     if len(pending) == batch_size or i == n - 1:
                         batched.encode(np.stack(pending))
                         pending = []
                 spent[which] += time.perf_counter() - t0
         return spent[0] / n, spent[1] / n, spent[2] / n
 
-    one_round()  # warm-up
+    one_round(0)  # warm-up
     dec, smp, bat = [], [], []
     for r in tqdm(range(rounds), desc="rounds", disable=not progress, file=sys.stderr,
                   leave=False):
-        ds_sample.set_epoch(r + 1)  # fresh augmentation draws each round
-        ds_batch.set_epoch(r + 1)
-        d, s_, b = one_round()
+        d, s_, b = one_round(r + 1)  # fresh augmentation draws each round
         dec.append(d)
         smp.append(s_)
         bat.append(b)
@@ -136,7 +133,7 @@ def _stages(ds, transform: TopDownTransform, paths, flags, batch_size) -> dict[s
     draws = []
     for i in range(n):
         inst = ds.instance(i)
-        c, s, r, f, _ = transform.draw(inst.keypoints, inst.center, inst.scale, ds.draws(i))
+        c, s, r, f, _ = transform.draw(inst.keypoints, inst.center, inst.scale, ds.draws(i, 0))
         a_in, a_hm = transform.affines(c, s, r, f, photos[i].shape[1])
         kp = inst.keypoints.copy()
         kp[:, :2] = kp[:, :2] @ a_hm[:, :2].T + a_hm[:, 2]
@@ -162,7 +159,7 @@ def _stages(ds, transform: TopDownTransform, paths, flags, batch_size) -> dict[s
         "normalise": timed(lambda i: transform.normalize(crops[i], True)),
         "encode_per_sample": timed(lambda i: transform.encode(kp_all[i : i + 1])),
         "encode_batched": timed(lambda j: transform.encode(batches[j]), len(batches)),
-        "transform_total": timed(lambda i: transform(photos[i], ds.instance(i), ds.draws(i))),
+        "transform_total": timed(lambda i: transform(photos[i], ds.instance(i), ds.draws(i, 0))),
     }
 
 
@@ -187,9 +184,10 @@ def format_report(r: dict) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ann", required=True, type=Path, help="COCO person_keypoints JSON")
     parser.add_argument("--images", required=True, type=Path, help="its image folder")
-    parser.add_argument("--size", default="256x192", help="input HEIGHTxWIDTH (%(default)s)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (%(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32,
+    parser.add_argument("--size", type=argument(parse_size), default=(192, 256),
+                        help="input HEIGHTxWIDTH, multiples of 4 and at least 8 (256x192)")
+    parser.add_argument("--rounds", type=positive_int, default=5, help="timed rounds (%(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=32,
                         help="persons per encode call in the batched mode (%(default)s)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON to this path")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --json file")
@@ -198,13 +196,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if json_target_refused("bench pipeline", args.json, args.force):
         return 2
-    if args.rounds < 1 or args.batch_size < 1:
-        print("darkpose bench pipeline: --rounds and --batch-size must be at least 1",
-              file=sys.stderr)
-        return 2
     try:
-        size = _parse_size(args.size)
-        report = measure(args.ann, args.images, size, args.rounds, args.batch_size,
+        report = measure(args.ann, args.images, args.size, args.rounds, args.batch_size,
                          progress=True)
     except (FileNotFoundError, ValueError) as e:
         print(f"darkpose bench pipeline: {e}", file=sys.stderr)
