@@ -35,7 +35,7 @@ from darkpose.codec._backend import Backend, describe, wrap
 DECODE_METHODS = ("argmax", "shift", "dark-reference", "dark")
 DARK_MAX_STEP = 1.5  # "dark": the Taylor step is clipped to this many pixels per axis
 # The largest blur kernel. The configs use 3 and 11; the decode reads a (k + 4)^2 window
-# around every maximum, so memory and time grow as k^2 (at 101: 40 kB per keypoint, and a
+# around every maximum, so memory and time grow as k^2 (at 101: 44 kB per keypoint, and a
 # kernel of sigma 15.5 px, wider than a 64x48 heatmap). Checked before anything is built.
 MAX_BLUR_KERNEL = 101
 
