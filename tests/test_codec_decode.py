@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from codec_reference import decode_loop
-from darkpose.codec import decode, encode, gaussian_kernel
-from darkpose.codec._backend import torch_backend
-from darkpose.codec.decoding import _decode
-from darkpose.codec.encoding import _encode
+from darkpose.codec import DARK_MAX_STEP, MAX_BLUR_KERNEL, decode, encode, gaussian_kernel
 from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
 
 SIZE = (48, 64)  # (W, H)
+# "dark" on noise-free unbiased targets (sigma 2, kernel 11, 64x48) anywhere in the frame:
+# measured max 4.86e-4 px (mean 2.4e-4) over the 14,384 positions of _frame_positions
+NOISE_FREE_MAX = 5e-4
 
 
 def gaussian_maps(rng, n, k, sigma=2.0, spread="uniform", size=SIZE):
@@ -56,7 +56,7 @@ def test_dark_reference_matches_the_loop_on_gaussians(kernel, noise):
     maps = noisy_heatmaps(rng, kp, SIZE, 2.0, noise=noise, distractor_rate=0.2 if noise else 0.0)
     coords, scores = decode(maps, "dark-reference", kernel)
     ref_coords, ref_scores = decode_loop(maps, "dark-reference", kernel)
-    assert np.abs(coords - ref_coords).max() < 1e-4
+    assert np.abs(coords - ref_coords).max() < 5e-6  # measured 3.5e-6 (float32 against float64)
     np.testing.assert_array_equal(scores, ref_scores.astype(np.float32))
 
 
@@ -68,7 +68,7 @@ def test_dark_reference_matches_the_loop_on_random_maps_where_the_step_is_short(
     argmax, _ = decode(maps, "argmax")
     short = np.linalg.norm(ref_coords - argmax, axis=-1) < 1.0
     assert short.sum() > 20  # the comparison is not empty
-    assert np.abs(coords - ref_coords)[short].max() < 1e-4
+    assert np.abs(coords - ref_coords)[short].max() < 3e-5  # measured 2.4e-5
 
 
 def test_dark_reference_applies_the_clamp_with_the_rescale():
@@ -79,7 +79,7 @@ def test_dark_reference_applies_the_clamp_with_the_rescale():
     maps[0, 0, 15, 16] = 0.4
     coords, _ = decode(maps, "dark-reference", 11)
     ref_coords, _ = decode_loop(maps, "dark-reference", 11)
-    assert np.abs(coords - ref_coords).max() < 1e-4
+    assert np.abs(coords - ref_coords).max() < 1e-6  # measured 1.5e-7; a float32 step at x = 15 is 9.5e-7
 
 
 def _frame_positions(size):
@@ -110,26 +110,28 @@ def test_dark_is_exact_up_to_the_frame_edge_and_the_reference_is_not():
     for lo, hi in [(0, 2), (2, 4), (4, 6), (6, 99)]:
         band = (dist >= lo) & (dist < hi)
         assert band.sum() > 500
-        assert error[band].mean() <= 0.01 and error[band].max() <= 0.05, (lo, hi)
+        # measured: mean 2.3e-4, 3.0e-4, 2.6e-4, 1.8e-4 from the edge inwards; max 4.86e-4 in each
+        assert error[band].mean() <= 3e-4 and error[band].max() <= NOISE_FREE_MAX, (lo, hi)
 
     ref, _ = decode(maps, "dark-reference", 11)
     ref_error = np.linalg.norm(ref - kp, axis=-1)[0]
-    assert ref_error[(dist >= 2) & (dist < 4)].mean() > 0.05  # pulled inwards by zero padding
+    assert ref_error[(dist >= 2) & (dist < 4)].mean() > 0.09  # measured 0.095: pulled inwards by zero padding
     argmax, _ = decode(maps, "argmax")
     near = dist < 1.5  # where the reference never refines
     np.testing.assert_array_equal(ref[0, near], argmax[0, near])
 
 
-@pytest.mark.parametrize(("sigma", "kernel", "limit"), [(1.0, 3, 0.02), (3.0, 11, 1e-3), (2.0, 3, 1e-3)])
+# measured max: 0.0179 (sigma 1, kernel 3), 2.4e-4 (sigma 3, kernel 11), 5.8e-4 (sigma 2, kernel 3)
+@pytest.mark.parametrize(("sigma", "kernel", "limit"), [(1.0, 3, 0.018), (3.0, 11, 2.5e-4), (2.0, 3, 6e-4)])
 def test_dark_border_holds_for_other_configs(sigma, kernel, limit):
     kp = _frame_positions(SIZE)
     maps, _ = encode(kp, np.ones(kp.shape[:2]), SIZE, sigma)
     error = np.linalg.norm(decode(maps, "dark", kernel)[0] - kp, axis=-1)[0]
     near = _distance_to_edge(kp, SIZE)[0] < 6
     # sigma 1 with the 3-tap kernel: the sampled Gaussian is not quite Gaussian after the
-    # blur, in the interior as at the border (reference and dark alike: 0.018 px at most)
+    # blur, in the interior as at the border (the reference's interior error: 0.014 px at most)
     assert error.max() < limit
-    assert error[near].mean() < 1.5 * error[~near].mean() + 1e-4
+    assert error[near].mean() < 1.35 * error[~near].mean()  # measured 1.32-1.33 times
 
 
 def test_dark_is_at_least_as_accurate_as_the_reference_under_noise():
@@ -147,7 +149,8 @@ def test_dark_is_at_least_as_accurate_as_the_reference_under_noise():
     dark, ref = np.concatenate(dark), np.concatenate(ref)
     assert dark.mean() <= ref.mean() * 1.002
     assert np.median(dark) <= np.median(ref) * 1.002
-    assert (dark != ref).mean() < 0.05  # the same algorithm away from the border
+    # measured: mean 0.995 and median 1.0008 times the reference's; 2.6% of them differ
+    assert (dark != ref).mean() < 0.03  # the same algorithm away from the border
 
 
 def test_dark_is_more_accurate_than_the_reference_near_the_border_under_noise():
@@ -157,7 +160,7 @@ def test_dark_is_more_accurate_than_the_reference_near_the_border_under_noise():
     near = _distance_to_edge(kp, SIZE) < 6
     dark = np.linalg.norm(decode(maps, "dark")[0] - kp, axis=-1)[near]
     ref = np.linalg.norm(decode(maps, "dark-reference")[0] - kp, axis=-1)[near]
-    assert dark.mean() < 0.8 * ref.mean()
+    assert dark.mean() < 0.6 * ref.mean()  # measured 0.585
 
 
 def test_dark_never_jumps_more_than_one_and_a_half_pixels():
@@ -166,8 +169,8 @@ def test_dark_never_jumps_more_than_one_and_a_half_pixels():
     dark, _ = decode(maps, "dark")
     argmax, _ = decode(maps, "argmax")
     ref, _ = decode(maps, "dark-reference")
-    assert np.abs(dark - argmax).max() <= 1.5
-    assert np.abs(ref - argmax).max() > 3  # the reference's step is unbounded
+    assert np.abs(dark - argmax).max() == 1.5  # clipped, and the clip is reached
+    assert np.abs(ref - argmax).max() > 1000  # measured 1952: the reference's step is unbounded
 
 
 @pytest.mark.parametrize("method", ["unbiased", "quantized"])
@@ -177,13 +180,15 @@ def test_round_trip(method):
     maps, _ = encode(kp, np.ones(kp.shape[:2]), SIZE, 2.0, method=method)
     coords, scores = decode(maps, "dark")
     if method == "unbiased":
-        assert np.abs(coords - kp).max() < 1e-3
+        assert np.abs(coords - kp).max() < 4e-4  # measured 3.4e-4
+        # the score is the value at the nearest pixel, at most (0.5, 0.5) px away: exp(-0.5 / 8)
+        assert scores.min() >= np.float32(np.exp(-1 / 16)) * (1 - 1e-6)
     else:  # a truncated Gaussian at the rounded centre is symmetric about it
         interior = _distance_to_edge(np.floor(kp + 0.5), SIZE) >= 7
-        assert np.abs(coords - np.floor(kp + 0.5))[interior].max() < 1e-4
+        assert np.abs(coords - np.floor(kp + 0.5))[interior].max() < 1e-6  # measured 4.8e-7
         argmax, _ = decode(maps, "argmax")
         np.testing.assert_array_equal(argmax, np.floor(kp + 0.5))
-    assert np.all(scores > 0.7)
+        assert np.all(scores == 1.0)  # the peak sits on a pixel
 
 
 # --------------------------------------------------------------------------- degenerate input
@@ -216,7 +221,7 @@ def test_non_finite_values_are_read_as_zero(method):
     assert np.isfinite(coords).all() and np.isfinite(scores).all()
     clean = np.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
     ref_coords, ref_scores = decode(clean, method)
-    np.testing.assert_allclose(coords, ref_coords, atol=1e-5)  # computed in other batches
+    np.testing.assert_allclose(coords, ref_coords, atol=4e-6)  # other batches: measured 1.9e-6, one float32 step
     np.testing.assert_array_equal(scores, ref_scores)
     np.testing.assert_array_equal(maps, before)  # NaN-aware: the input is untouched
     assert coords[0, 1].tolist() == [0.0, 0.0] and scores[0, 1] == 0.0
@@ -241,7 +246,7 @@ def test_small_gaussian_map_is_refined_by_dark():
     kp = np.array([[[1.3, 2.6]]])
     maps, _ = encode(kp, np.ones((1, 1)), (5, 5), 1.5)
     coords, _ = decode(maps, "dark", 3)
-    assert np.abs(coords - kp).max() < 0.02
+    assert np.abs(coords - kp).max() < 1.5e-3  # measured 1.36e-3
 
 
 @pytest.mark.parametrize("method", ALL)
@@ -261,10 +266,17 @@ def test_empty_batches(method):
             r"expected 4 dimensions \(N, K, H, W\), got shape \(17, 64, 48\)",
         ),
         (np.zeros((1, 1, 8, 8), np.int32), {}, r"expected a floating-point array, got .*int32"),
+        (np.zeros((1, 1, 8, 8), bool), {}, r"heatmaps: expected a floating-point array, got .*bool"),
+        (np.zeros((1, 1, 8, 8), complex), {}, r"heatmaps: expected a floating-point array, got .*complex128"),
+        (torch.zeros((1, 1, 8, 8), dtype=torch.int64), {}, r"heatmaps: expected a floating-point array, got .*int64"),
+        (None, {}, r"heatmaps: expected a numeric array, got NoneType"),
         (np.zeros((1, 1, 0, 8), np.float32), {}, r"expected H >= 1 and W >= 1"),
-        (np.zeros((1, 1, 8, 8), np.float32), {"blur_kernel": 4}, r"blur_kernel: expected an odd positive"),
+        (np.zeros((1, 1, 8, 8), np.float32), {"blur_kernel": 4}, r"blur_kernel: expected an odd integer"),
         (np.zeros((1, 1, 8, 8), np.float32), {"blur_kernel": 0}, r"blur_kernel"),
         (np.zeros((1, 1, 8, 8), np.float32), {"blur_kernel": 3.0}, r"blur_kernel"),
+        # 1,000,001 once built 0.6 GB of tables, then asked torch for 12 TB
+        (np.zeros((1, 1, 8, 8), np.float32), {"blur_kernel": 1_000_001}, r"blur_kernel: .* from 1 to .* 101"),
+        (np.zeros((1, 1, 8, 8), np.float32), {"blur_kernel": MAX_BLUR_KERNEL + 2}, r"blur_kernel: .* 101 .*got 103"),
         (np.zeros((1, 1, 8, 8), np.float32), {"method": "taylor"}, r"method: expected one of"),
         ("not an array", {}, r"heatmaps: expected a numeric array"),
     ],
@@ -274,38 +286,96 @@ def test_bad_input_is_a_clear_error(maps, kwargs, message):
         decode(maps, **kwargs)
 
 
+def test_the_largest_blur_kernel_decodes():
+    rng = np.random.default_rng(16)
+    kp, maps = gaussian_maps(rng, 4, 17, spread="person")
+    # a kernel wider than the frame: the blur of a Gaussian is still one (measured 7.6e-5 px)
+    assert np.abs(decode(maps, "dark", MAX_BLUR_KERNEL)[0] - kp).max() < 1e-4
+    ref, _ = decode_loop(maps, "dark-reference", MAX_BLUR_KERNEL)
+    assert np.abs(decode(maps, "dark-reference", MAX_BLUR_KERNEL)[0] - ref).max() < 1e-4  # measured 7.6e-5
+    assert gaussian_kernel(MAX_BLUR_KERNEL).shape == (101,)
+    with pytest.raises(ValueError, match="blur_kernel"):
+        gaussian_kernel(MAX_BLUR_KERNEL + 2)
+
+
 # --------------------------------------------------------------------------- array types
 
 
-@pytest.mark.parametrize("method", ALL)
-def test_numpy_and_torch_agree(method):
+@pytest.fixture
+def torch_backend_on_cpu(monkeypatch):
+    """Run the torch backend on the CPU. Through the public API only tensors on another
+    device (CUDA) reach it, CPU tensors being computed with NumPy; this routes CPU tensors
+    to it too, so that the public decode and encode run it here."""
+    from darkpose.codec import _backend, decoding, encoding
+
+    def wrap(array, name):
+        if isinstance(array, torch.Tensor):
+            return _backend.torch_backend(array.device), array.detach(), lambda a: a
+        return _backend.wrap(array, name)
+
+    for module in (decoding, encoding):
+        monkeypatch.setattr(module, "wrap", wrap)
+
+
+def _noisy_maps_with_non_finite_values():
     rng = np.random.default_rng(10)
     kp = keypoint_positions(rng, 8, 17, SIZE, spread="uniform")
     maps = noisy_heatmaps(rng, kp, SIZE, 2.0)
     maps[0, :3, 10, 10] = [np.nan, np.inf, -np.inf]
+    return maps
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_numpy_and_cpu_tensors_agree(method):
+    maps = _noisy_maps_with_non_finite_values()
     c_np, s_np = decode(maps, method)
     c_t, s_t = decode(torch.from_numpy(maps), method)
     assert isinstance(c_t, torch.Tensor) and c_t.dtype == torch.float32 and c_t.device == torch.device("cpu")
     np.testing.assert_array_equal(c_t.numpy(), c_np)
     np.testing.assert_array_equal(s_t.numpy(), s_np)
-    # the torch backend (what CUDA tensors use), run on the CPU: the same algorithm
-    backend = torch_backend(torch.device("cpu"))
-    c_tb, s_tb = _decode(backend, torch.from_numpy(maps), lambda a: a, method, 11)
-    assert isinstance(c_tb, torch.Tensor)
-    np.testing.assert_allclose(c_tb.numpy(), c_np, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_the_torch_backend_decodes_as_numpy_does(method, torch_backend_on_cpu):
+    maps = _noisy_maps_with_non_finite_values()
+    c_tb, s_tb = decode(torch.from_numpy(maps), method)
+    assert isinstance(c_tb, torch.Tensor) and c_tb.dtype == torch.float32
+    c_np, s_np = decode(maps, method)  # NumPy input is still computed with NumPy
+    np.testing.assert_allclose(c_tb.numpy(), c_np, atol=8e-6)  # measured 3.8e-6: one float32 step at 32-64 px
     np.testing.assert_array_equal(s_tb.numpy(), s_np)
 
 
-def test_encode_torch_backend_agrees():
+@pytest.mark.parametrize("method", ["unbiased", "quantized"])
+def test_the_torch_backend_encodes_as_numpy_does(method, torch_backend_on_cpu):
     rng = np.random.default_rng(15)
     kp = rng.uniform(-5, 50, (3, 6, 2))
     vis = rng.integers(0, 3, (3, 6))
-    for method in ("unbiased", "quantized"):
-        ref, ref_w = encode(kp, vis, SIZE, 2.0, method)
-        backend = torch_backend(torch.device("cpu"))
-        maps, weights = _encode(backend, torch.from_numpy(kp), lambda a: a, vis, SIZE, 2.0, method, None)
-        np.testing.assert_allclose(maps.numpy(), ref, atol=1e-6)
-        np.testing.assert_array_equal(weights.numpy(), ref_w)
+    ref, ref_w = encode(kp, vis, SIZE, 2.0, method)
+    maps, weights = encode(torch.from_numpy(kp), vis, SIZE, 2.0, method)
+    assert isinstance(maps, torch.Tensor) and isinstance(weights, torch.Tensor)
+    np.testing.assert_allclose(maps.numpy(), ref, atol=2e-7)  # measured 1.8e-7
+    np.testing.assert_array_equal(weights.numpy(), ref_w)
+    buffer = torch.full(maps.shape, 7.0)
+    assert encode(torch.from_numpy(kp), vis, SIZE, 2.0, method, out=buffer)[0] is buffer
+    np.testing.assert_array_equal(buffer.numpy(), maps.numpy())
+    # an array the torch backend cannot write into (as a CPU buffer for CUDA keypoints)
+    with pytest.raises(ValueError, match=r"out: expected .* on the keypoints' device, got ndarray"):
+        encode(torch.from_numpy(kp), vis, SIZE, 2.0, method, out=np.empty(tuple(maps.shape), np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_stay_on_the_device():
+    # not run where this was written (no GPU): the tolerance is the CPU torch backend's, not measured on CUDA
+    maps = _noisy_maps_with_non_finite_values()
+    coords, scores = decode(torch.from_numpy(maps).cuda())
+    assert coords.is_cuda and scores.is_cuda
+    np.testing.assert_allclose(coords.cpu().numpy(), decode(maps)[0], atol=8e-6)
+    kp = np.random.default_rng(15).uniform(-5, 50, (3, 6, 2))
+    heatmaps, weights = encode(torch.from_numpy(kp).cuda(), torch.ones(3, 6).cuda(), SIZE, 2.0)
+    assert heatmaps.is_cuda and weights.is_cuda
+    np.testing.assert_allclose(heatmaps.cpu().numpy(), encode(kp, np.ones((3, 6)), SIZE, 2.0)[0], atol=2e-7)
+    with pytest.raises(ValueError, match="out: expected"):  # a CPU buffer would be written as a copy
+        encode(torch.from_numpy(kp).cuda(), torch.ones(3, 6).cuda(), SIZE, 2.0, out=torch.empty(heatmaps.shape))
 
 
 def test_torch_input_with_grad_bfloat16_and_non_contiguous():
@@ -314,9 +384,10 @@ def test_torch_input_with_grad_bfloat16_and_non_contiguous():
     maps, _ = encode(kp, np.ones((2, 5)), SIZE, 2.0)
     t = torch.from_numpy(maps).requires_grad_(True)
     coords, _ = decode(t * 1.0)
-    assert not coords.requires_grad and np.abs(coords.numpy() - kp).max() < 1e-3
+    assert not coords.requires_grad and np.abs(coords.numpy() - kp).max() < NOISE_FREE_MAX  # measured 3.0e-4
     coords16, _ = decode(torch.from_numpy(maps).to(torch.bfloat16))
-    assert np.abs(coords16.numpy() - kp).max() < 0.05
+    # measured 9.6e-4 on these 10 keypoints (bfloat16 keeps 8 bits: up to 0.022 px elsewhere in the frame)
+    assert np.abs(coords16.numpy() - kp).max() < 1e-3
     transposed = np.ascontiguousarray(maps.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     assert not transposed.flags["C_CONTIGUOUS"]
     np.testing.assert_array_equal(decode(transposed)[0], decode(maps)[0])
@@ -328,7 +399,7 @@ def test_other_float_dtypes(dtype):
     kp, maps = gaussian_maps(rng, 2, 5, spread="person")
     coords, scores = decode(maps.astype(dtype))
     assert coords.dtype == np.float32 and scores.dtype == np.float32
-    assert np.abs(coords - kp).max() < (0.02 if dtype == np.float16 else 1e-3)
+    assert np.abs(coords - kp).max() < NOISE_FREE_MAX  # measured 3.3e-4 (float16), 3.0e-4 (float64)
 
 
 def test_read_only_input_is_fine_and_never_modified():
@@ -348,7 +419,8 @@ def test_large_batch_uses_chunks_and_agrees_with_small_batches():
     maps = noisy_heatmaps(rng, kp, SIZE, 2.0)
     whole, _ = decode(maps)
     pieces = np.concatenate([decode(maps[i : i + 7])[0] for i in range(0, 96, 7)])
-    np.testing.assert_allclose(whole, pieces, atol=1e-4)  # BLAS rounding depends on the batch
+    # measured 0 here; one float32 step (at 32-64 px) allowed for BLAS rounding that depends on the batch
+    np.testing.assert_allclose(whole, pieces, atol=4e-6)
 
 
 def test_dark_recovers_peaks_just_outside_the_frame_up_to_its_step_limit():
@@ -356,7 +428,40 @@ def test_dark_recovers_peaks_just_outside_the_frame_up_to_its_step_limit():
     maps, weights = encode(kp, np.ones((1, 4)), SIZE, 2.0)
     assert weights.tolist() == [[1, 1, 1, 1]]
     coords, _ = decode(maps, "dark")
-    np.testing.assert_allclose(coords[0, :3], kp[0, :3], atol=5e-3)
-    np.testing.assert_allclose(coords[0, 3], [-1.5, 30.0], atol=1e-3)  # the step is clipped
+    np.testing.assert_allclose(coords[0, :3], kp[0, :3], atol=2.5e-3)  # measured 2.45e-3
+    np.testing.assert_allclose(coords[0, 3], [-1.5, 30.0], atol=1e-6)  # the step is clipped (measured 0)
     ref, _ = decode(maps, "dark-reference")
-    assert np.abs(ref[0, :3] - kp[0, :3]).max() > 0.5
+    assert np.abs(ref[0, :3] - kp[0, :3]).max() > 1.0  # measured 1.2
+
+
+def _beyond_the_frame(distances, sigma, pad=10):
+    """Unbiased targets (1, 6 len(distances), H, W) whose peaks lie each distance beyond the
+    four edges and two corners of the frame: encoded on a frame larger by pad px on every
+    side, then cropped, so that peaks beyond 3 sigma keep their tail in the frame."""
+    width, height = SIZE
+    d = np.asarray(distances, dtype=np.float64)
+    left, right, top, bottom = -d, width - 1 + d, -d, height - 1 + d
+    x = np.concatenate([left, right, np.full_like(d, 17.4), np.full_like(d, 30.2), left, right])
+    y = np.concatenate([np.full_like(d, 30.3), np.full_like(d, 20.6), top, bottom, top, bottom])
+    kp = np.stack((x, y), axis=-1)[None]
+    big, _ = encode(kp + pad, np.ones(kp.shape[:2]), (width + 2 * pad, height + 2 * pad), sigma)
+    return kp, np.ascontiguousarray(big[..., pad:-pad, pad:-pad])
+
+
+@pytest.mark.parametrize(("kernel", "limit"), [(3, 0.12), (11, 1.5e-3)])
+def test_dark_follows_peaks_beyond_the_edge_at_sigma_1(kernel, limit):
+    """Sigma 1 (the 128x96 configs): the continuation beyond the frame rises steeply towards
+    a peak outside it (exp(1) over one pixel at 1.5 px out, exp(4.5) at 3 sigma), and must
+    not be cut short. Peaks up to 1.5 px out are recovered; those further out, up to 6 px
+    (6 sigma, a tail of 1.5e-8 at the edge), decode at the step limit, 1.5 px out, towards them."""
+    width, height = SIZE
+    kp, maps = _beyond_the_frame(np.arange(0, 1.501, 0.05), 1.0)
+    error = np.abs(decode(maps, "dark", kernel)[0] - kp).max()
+    # measured max 0.118 (kernel 3: the 3-tap blur of a sigma 1 Gaussian is not quite
+    # Gaussian) and 1.36e-3 (kernel 11); with the continuation cut at exp(0.5): 0.395, 0.033
+    assert error < limit
+    kp, maps = _beyond_the_frame(np.arange(2, 6.01, 0.5), 1.0)
+    at_the_limit = np.clip(kp, -1.5, [width - 1 + 1.5, height - 1 + 1.5])
+    # measured 9.0e-3 (kernel 3: the step from 2 px out stops just short of 1.5) and 8e-6;
+    # cut at exp(5): 0.30 px short (kernel 3); at exp(0.5): 1.0 px
+    assert np.abs(decode(maps, "dark", kernel)[0] - at_the_limit).max() < (0.01 if kernel == 3 else 1e-5)

@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darkpose.codec import DECODE_METHODS, decode, encode
+from codec_reference import decode_loop
+from darkpose.codec import DARK_MAX_STEP, DECODE_METHODS, decode, encode
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -29,10 +30,12 @@ def test_dark_recovers_unbiased_targets_anywhere_in_the_frame(target, kernel):
     maps, weights = encode(kp, np.ones(kp.shape[:2]), size, sigma)
     assert np.all(weights == 1)
     coords, scores = decode(maps, "dark", kernel)
-    # sampled Gaussians are not exactly Gaussian after a small discrete blur: the error
-    # stays within a few hundredths of a pixel (0.02 for sigma 1 and the 3-tap kernel)
-    assert np.abs(coords - kp).max() < 0.03
-    assert np.all(scores > 0.75)
+    # sampled Gaussians are not exactly Gaussian after a small discrete blur: measured 0.0179
+    # at sigma 1 with the 3-tap kernel over the frame (test_codec_decode), 0.011 over 3,000
+    # random draws of this strategy
+    assert np.abs(coords - kp).max() < 0.018
+    # the score is the value at the nearest pixel, at most (0.5, 0.5) px away
+    assert np.all(scores >= np.float32(np.exp(-0.25 / sigma**2)) * (1 - 1e-6))
 
 
 @FAST
@@ -72,8 +75,15 @@ def test_decode_of_anything_is_finite_and_near_the_maximum(n, k, height, width, 
     assert coords.shape == (n, k, 2) and scores.shape == (n, k)
     assert np.isfinite(coords).all() and np.isfinite(scores).all()
     argmax, _ = decode(maps, "argmax")
-    reach = {"argmax": 0.0, "shift": 0.25, "dark": 1.5, "dark-reference": np.inf}[method]
-    assert np.abs(coords - argmax).max() <= reach
+    if method == "dark-reference":
+        # its step is unbounded (5,045 px measured on such maps): where the per-keypoint
+        # reference steps less than 1 px, the two agree (measured 1.5e-5 over 2,000 draws)
+        ref, _ = decode_loop(np.nan_to_num(maps, nan=0.0), method, kernel)
+        short = (np.abs(ref - argmax) < 1).all(axis=-1)
+        assert np.abs(coords - ref)[short].max(initial=0.0) < 3e-5
+    else:
+        reach = {"argmax": 0.0, "shift": 0.25, "dark": DARK_MAX_STEP}[method]
+        assert np.abs(coords - argmax).max() <= reach
     positive = scores > 0
     assert np.all(coords[~positive] == 0)
     torch_coords, _ = decode(torch.from_numpy(maps), method, kernel)

@@ -3,7 +3,16 @@
 Pure array code: NumPy arrays or torch tensors in, the same type out. Knows no images.
 """
 
-from darkpose.codec.decoding import DARK_MAX_STEP, DECODE_METHODS, decode, gaussian_kernel
-from darkpose.codec.encoding import ENCODE_METHODS, encode
+from darkpose.codec.decoding import DARK_MAX_STEP, DECODE_METHODS, MAX_BLUR_KERNEL, decode, gaussian_kernel
+from darkpose.codec.encoding import ENCODE_METHODS, MIN_SIGMA, encode
 
-__all__ = ["DARK_MAX_STEP", "DECODE_METHODS", "ENCODE_METHODS", "decode", "encode", "gaussian_kernel"]
+__all__ = [
+    "DARK_MAX_STEP",
+    "DECODE_METHODS",
+    "ENCODE_METHODS",
+    "MAX_BLUR_KERNEL",
+    "MIN_SIGMA",
+    "decode",
+    "encode",
+    "gaussian_kernel",
+]

@@ -34,6 +34,10 @@ from darkpose.codec._backend import Backend, describe, wrap
 
 DECODE_METHODS = ("argmax", "shift", "dark-reference", "dark")
 DARK_MAX_STEP = 1.5  # "dark": the Taylor step is clipped to this many pixels per axis
+# The largest blur kernel. The configs use 3 and 11; the decode reads a (k + 4)^2 window
+# around every maximum, so memory and time grow as k^2 (at 101: 44 kB per keypoint, and a
+# kernel of sigma 15.5 px, wider than a 64x48 heatmap). Checked before anything is built.
+MAX_BLUR_KERNEL = 101
 
 # P is read at m + (dx, dy) for these 13 offsets; the names index the list below.
 _TAPS = (
@@ -83,8 +87,8 @@ def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[
         higher neighbour. "dark-reference": the original DARK decode, exactly.
         "dark": DARK with an exact treatment of the frame border (module docstring).
     blur_kernel : int
-        Odd size of the modulation kernel (the configs' ``BLUR_KERNEL``); only "dark" and
-        "dark-reference" use it.
+        Odd size of the modulation kernel, 1 to :data:`MAX_BLUR_KERNEL` (101); the configs'
+        ``BLUR_KERNEL``. Only "dark" and "dark-reference" use it.
 
     Returns
     -------
@@ -420,9 +424,17 @@ def _band(backend, length: int, kernel) -> Any:
 
 
 def _check_kernel(size: Any) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0:
-        raise ValueError(f"blur_kernel: expected an odd positive integer (e.g. 3 or 11), got {size!r}")
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, (int, np.integer))
+        or not 1 <= size <= MAX_BLUR_KERNEL
+        or size % 2 == 0
+    ):
+        raise ValueError(
+            f"blur_kernel: expected an odd integer from 1 to MAX_BLUR_KERNEL = {MAX_BLUR_KERNEL} "
+            f"(e.g. 3 or 11), got {size!r}"
+        )
     return int(size)
 
 
-__all__ = ["DARK_MAX_STEP", "DECODE_METHODS", "decode", "gaussian_kernel"]
+__all__ = ["DARK_MAX_STEP", "DECODE_METHODS", "MAX_BLUR_KERNEL", "decode", "gaussian_kernel"]

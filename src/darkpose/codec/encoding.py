@@ -18,10 +18,16 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 
 from darkpose.codec._backend import convert, describe, wrap
 
 ENCODE_METHODS = ("unbiased", "quantized")
+# The smallest sigma: the 3-sigma box, 6 sigma wide, must hold a pixel on each axis, so that
+# every map of weight 1 has a value >= exp(-9) inside its box. Below it a labelled keypoint
+# between pixels gets weight 1 and an all-but-empty map (1e-11 at sigma 0.1, 0 below 0.053
+# where float32 underflows; NaN below 4e-20 where -1 / (2 sigma^2) overflows).
+MIN_SIGMA = 1 / 6
 
 
 def encode(
@@ -38,17 +44,21 @@ def encode(
     ----------
     keypoints : array (N, K, 2), float
         Keypoint positions (x, y) in heatmap pixels. NumPy array or torch tensor.
-        Entries of unlabelled keypoints are ignored and may be NaN.
+        Entries of unlabelled keypoints are ignored and may be NaN; a labelled keypoint
+        that is not finite is a ValueError naming its index.
     visible : array (N, K)
-        Labelling flag: COCO visibility 0/1/2, or any number; ``> 0`` means labelled.
+        Labelling flag: COCO visibility 0/1/2, or any real number; ``> 0`` means labelled
+        (so NaN means unlabelled).
     heatmap_size : (W, H)
         Heatmap width and height, as the official configs write them.
     sigma : float
-        Standard deviation of the Gaussian in heatmap pixels (> 0).
+        Standard deviation of the Gaussian in heatmap pixels, finite and at least
+        :data:`MIN_SIGMA` (1/6).
     method : {"unbiased", "quantized"}
         DARK's sub-pixel encoding, or HRNet's rounded centre with a 3-sigma patch.
     out : array (N, K, H, W), float32, optional
-        Where to write the heatmaps (an array of the keypoints' type, on their device), e.g.
+        Where to write the heatmaps: a writable, contiguous NumPy array or torch tensor on the
+        keypoints' device (for NumPy input: a NumPy array or a CPU tensor), e.g.
         a batch buffer reused across steps: it saves the allocation, which for large batches
         costs more than the encoding itself.
 
@@ -78,17 +88,12 @@ def _encode(backend, kp, restore, visible, heatmap_size, sigma, method, out):
         raise ValueError(
             f"visible: expected shape {tuple(kp.shape[:2])} to match keypoints (N, K), got {tuple(vis.shape)}"
         )
+    if _is_complex(vis):
+        raise ValueError(f"visible: expected real numbers, got {describe(vis)}")
     width, height = _check_size(heatmap_size)
     sigma = _check_sigma(sigma)
     n, k = kp.shape[:2]
-    target = None
-    if out is not None:
-        target = convert(backend, out, "out")
-        if tuple(target.shape) != (n, k, height, width) or target.dtype != backend.float32 or not _c_contiguous(target):
-            raise ValueError(
-                f"out: expected a contiguous float32 array of shape {(n, k, height, width)} of the keypoints' "
-                f"type, got {describe(target)}"
-            )
+    target = None if out is None else _check_out(backend, out, (n, k, height, width))
 
     mu = backend.astype(kp, backend.float64)
     labelled = vis > 0
@@ -100,7 +105,6 @@ def _encode(backend, kp, restore, visible, heatmap_size, sigma, method, out):
             f"keypoints: labelled keypoint [{i}, {j}] has a non-finite position "
             f"{mu[i, j].tolist()}; mark it unlabelled (visible 0) or give a finite position"
         )
-    mu = xp.where(labelled[..., None], mu, 0.0)
     if method == "quantized":
         mu = xp.floor(mu + 0.5)
 
@@ -109,7 +113,10 @@ def _encode(backend, kp, restore, visible, heatmap_size, sigma, method, out):
     box_overlaps = (
         (mu_x + reach >= 0) & (mu_x - reach <= width - 1) & (mu_y + reach >= 0) & (mu_y - reach <= height - 1)
     )
-    weights = backend.astype(labelled & box_overlaps, backend.float32)
+    kept = labelled & box_overlaps
+    weights = backend.astype(kept, backend.float32)
+    # the others' maps are 0: their positions (NaN, or too far for float32) are not used
+    mu = xp.where(kept[..., None], mu, 0.0)
 
     # The 1-D profiles g(x) (N, K, W) and g(y) (N, K, H), computed together in float32; mu is
     # split into its integer and fractional parts so that t - mu keeps float64's precision.
@@ -136,26 +143,56 @@ def _encode(backend, kp, restore, visible, heatmap_size, sigma, method, out):
     return out, restore(weights)
 
 
-def _c_contiguous(a: Any) -> bool:
-    return a.flags["C_CONTIGUOUS"] if isinstance(a, np.ndarray) else a.is_contiguous()
+def _is_complex(a: Any) -> bool:
+    return a.dtype.kind == "c" if isinstance(a, np.ndarray) else a.is_complex()
+
+
+def _check_out(backend, out: Any, shape: tuple[int, ...]) -> Any:
+    """``out`` as the backend's array, sharing its memory, or a ValueError before anything
+    is written: a copy (another device or array type, another dtype, a list) would leave
+    ``out`` unwritten."""
+    expected = f"a contiguous float32 array of shape {shape} on the keypoints' device"
+    if not isinstance(out, (np.ndarray, torch.Tensor)):
+        raise ValueError(f"out: expected {expected}, got {type(out).__name__}")
+    out_backend, target, _ = wrap(out, "out")
+    contiguous = out.flags["C_CONTIGUOUS"] if isinstance(out, np.ndarray) else out.is_contiguous()
+    if (
+        out_backend is not backend
+        or out.dtype not in (np.dtype(np.float32), torch.float32)
+        or tuple(out.shape) != shape
+        or not contiguous
+    ):
+        where = f" on {out.device}" if isinstance(out, torch.Tensor) else ""
+        raise ValueError(f"out: expected {expected}, got {type(out).__name__} {describe(out)}{where}")
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        raise ValueError("out: expected a writable array, got a read-only one")
+    return target
 
 
 def _check_size(heatmap_size: Any) -> tuple[int, int]:
+    message = f"heatmap_size: expected (W, H), two positive integers, got {heatmap_size!r}"
     try:
-        width, height = (int(v) for v in heatmap_size)
-        exact = all(float(v) == int(v) for v in heatmap_size)
+        values = list(heatmap_size)
+        width, height = (int(v) for v in values)
+        exact = all(not isinstance(v, _NOT_NUMBERS) and float(v) == int(v) for v in values)
     except (TypeError, ValueError):
-        raise ValueError(f"heatmap_size: expected (W, H), two positive integers, got {heatmap_size!r}") from None
+        raise ValueError(message) from None
     if not exact or width < 1 or height < 1:
-        raise ValueError(f"heatmap_size: expected (W, H), two positive integers, got {heatmap_size!r}")
+        raise ValueError(message)
     return width, height
 
 
 def _check_sigma(sigma: Any) -> float:
+    message = f"sigma: expected a finite number of at least MIN_SIGMA = 1/6 px, got {sigma!r}"
+    if isinstance(sigma, _NOT_NUMBERS):
+        raise ValueError(message)
     try:
         value = float(sigma)
     except (TypeError, ValueError):
-        raise ValueError(f"sigma: expected a positive number, got {sigma!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"sigma: expected a positive finite number, got {sigma!r}")
+        raise ValueError(message) from None
+    if not (math.isfinite(value) and value >= MIN_SIGMA):
+        raise ValueError(message)
     return value
+
+
+_NOT_NUMBERS = (bool, np.bool_, str, bytes)  # float() and int() accept them, a size or sigma cannot be one
