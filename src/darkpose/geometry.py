@@ -180,10 +180,10 @@ def _all(ok) -> bool:
     return ok if isinstance(ok, bool) else bool(ok.all())
 
 
-def _crop_terms(values, convention: str, inverse: bool, xp) -> tuple:
+def _crop_terms(values, convention: str, inverse: bool, xp, row: int = 0) -> tuple:
     """The six coefficients (a, b, tx, c, d, ty) of the crop affine, from (cx, cy, 200 s_w,
-    200 s_h, r, W, H) given as Python floats (``xp=math``: one box) or arrays (``xp=np``),
-    after checking them (ValueError naming the field)."""
+    200 s_h, r, W, H) given as Python floats (``xp=math``: one box, output row ``row``) or
+    arrays (``xp=np``), after checking them (ValueError naming the field and row)."""
     cx, cy, src, src_h, rot, out_w, out_h = values
     low = 1.0 if convention == "darkpose" else 0.0
     ok_c = (abs(cx) <= MAX_COORDINATE) & (abs(cy) <= MAX_COORDINATE)
@@ -191,7 +191,7 @@ def _crop_terms(values, convention: str, inverse: bool, xp) -> tuple:
     ok_r = abs(rot) < np.inf
     ok_o = (out_w > 0) & (out_w <= MAX_COORDINATE) & (out_h > 0) & (out_h <= MAX_COORDINATE)
     if not _all(ok_c & ok_s & ok_r & ok_o):
-        _raise_crop_error(values, [ok_c, ok_s, ok_r, ok_o], low, convention)
+        _raise_crop_error(values, [ok_c, ok_s, ok_r, ok_o], low, convention, row)
     if convention == "darkpose":
         k = (out_w - 1.0) / (src - 1.0)
         dx, dy = (out_w - 1.0) / 2.0, (out_h - 1.0) / 2.0
@@ -207,7 +207,7 @@ def _crop_terms(values, convention: str, inverse: bool, xp) -> tuple:
     return ic, -is_, cx - ic * dx + is_ * dy, is_, ic, cy - is_ * dx - ic * dy
 
 
-def _raise_crop_error(values, oks, low: float, convention: str) -> None:
+def _raise_crop_error(values, oks, low: float, convention: str, row: int) -> None:
     cx, cy, src, src_h, rot, out_w, out_h = np.broadcast_arrays(*values)
     fields = [
         ("centers", "finite coordinates within +-2**24 px", np.stack([cx, cy], -1)),
@@ -220,8 +220,8 @@ def _raise_crop_error(values, oks, low: float, convention: str) -> None:
         bad = ~np.broadcast_to(ok, cx.shape)
         if bad.any():
             i = int(np.argmax(bad.ravel()))
-            row = got.reshape(-1, *got.shape[cx.ndim:])[i]
-            raise ValueError(f"{name}[{i}]: expected {expected}, got {row.tolist()}")
+            value = got.reshape(-1, *got.shape[cx.ndim:])[i]
+            raise ValueError(f"{name}[{i + row}]: expected {expected}, got {value.tolist()}")
 
 
 def crop_affine(
@@ -270,9 +270,12 @@ def crop_affine(
     if size.ndim not in (1, 2) or size.shape[-1] != 2:
         raise ValueError(f"output_size: expected (W, H) or (N, 2), got {output_size!r}")
     if len(centers) == 1 and len(windows) == 1 and rot.size == 1:
-        box = [*centers[0].tolist(), *windows[0].tolist(), float(rot)]
+        box = [*centers[0].tolist(), *windows[0].tolist(), rot.item()]
         sizes = size.reshape(-1, 2).tolist()
-        terms = [_crop_terms(box + wh, convention, inverse, math) for wh in sizes]
+        terms = [
+            _crop_terms(box + wh, convention, inverse, math, row)
+            for row, wh in enumerate(sizes)
+        ]
         return np.array(terms).reshape(-1, 2, 3)
     values = (*centers.T, *windows.T, rot, size[..., 0], size[..., 1])
     terms = _crop_terms(values, convention, inverse, np)
