@@ -267,6 +267,9 @@ def test_a_box_is_valid_when_its_clean_sides_are_at_least_one_pixel(conv):
     # at the image's last pixel: one pixel left (valid in darkpose only), past it none
     edge = np.array([[99.0, 10.0, 5.0, 5.0], [100.0, 10.0, 5.0, 5.0]])
     assert g.clean_boxes(edge, (100, 100), conv)[1].tolist() == [conv == "darkpose", False]
+    # coordinates beyond 2**24 px are invalid even where they would clip into the image
+    huge = np.array([[0.0, 0.0, 1e200, 1e200], [-1e200, 0.0, 2e200, 50.0], [0.0, 0.0, 2.0**24, 5.0]])
+    assert g.clean_boxes(huge, (100, 100), conv)[1].tolist() == [False, False, True]
     # every valid box crops: finite, invertible affines in both directions
     rng = np.random.default_rng(6)
     many = np.column_stack([rng.uniform(-5, 105, (400, 2)), rng.uniform(0, 4, (400, 2))])

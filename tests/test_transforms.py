@@ -207,7 +207,9 @@ def test_each_decision_uses_its_own_draw():
         assert changed == expected, slot
     # the values: no half body -> the box's centre; the lower body; no rotation; jitter
     # 1 + 0.4 (2 x 0.9 - 1); scale x (1 - 0.35 x 0.5); angle -22.5
-    one = lambda k, v: outputs(np.where(np.arange(9) == k, v, base))  # noqa: E731
+    def one(k, value):
+        return outputs(np.where(np.arange(9) == k, value, base))
+
     assert one(0, 0.9)["center"] == tuple(inst.center)
     np.testing.assert_allclose(one(0, 0.9)["scale"], inst.scale * 1.175, rtol=1e-15)
     assert one(1, 0.9)["center"] == tuple(inst.keypoints[11:, :2].mean(0))

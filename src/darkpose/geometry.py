@@ -73,10 +73,12 @@ def clean_boxes(
     (same for y); the clean width is :func:`box_extent` (x2 - x1 + 1 for ``"darkpose"``,
     x2 - x1 for ``"hrnet"``).
 
-    A box is valid when its coordinates are finite, its w and h are positive, it overlaps
-    its image, and its clean w and h are both at least 1 px, in either convention (under
-    ``"hrnet"`` a box one pixel wide cleans to width 0 and is invalid). The crop of a valid
-    box is never degenerate: its window 200 s is at least 1.25 px on both sides.
+    A box is valid when its coordinates are finite and within +-:data:`MAX_COORDINATE`
+    (2**24 px), its w and h are positive, it overlaps its image, and its clean w and h are
+    both at least 1 px, in either convention (under ``"hrnet"`` a box one pixel wide
+    cleans to width 0 and is invalid). The crop of a valid box is never degenerate: its
+    window 200 s is at least 1.25 px on both sides. Detections (used unclipped, as the
+    reference) take the same rule: use ``valid`` and keep the boxes.
 
     Parameters
     ----------
@@ -104,7 +106,7 @@ def clean_boxes(
         clean = np.stack(
             [x1, y1, box_extent(x1, x2, convention), box_extent(y1, y2, convention)], axis=1
         )
-        valid = np.isfinite(boxes).all(axis=1) & (w > 0) & (h > 0)
+        valid = (np.abs(boxes) <= MAX_COORDINATE).all(axis=1) & (w > 0) & (h > 0)
         valid &= (x < sizes[:, 0]) & (y < sizes[:, 1]) & (x + w > 0) & (y + h > 0)
         valid &= (clean[:, 2] >= 1.0) & (clean[:, 3] >= 1.0)
     clean[~valid] = boxes[~valid]
