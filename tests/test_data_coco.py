@@ -503,32 +503,3 @@ def test_metadata_defaults():
     np.testing.assert_array_equal(m.joint_weights, [1.0, 1.0])
     assert m.upper_body_ids == () and m.skeleton == () and m.flip_pairs == ()
 
-
-def test_seed_and_epoch_validation(tmp_path):
-    ann = make_dataset(tmp_path)
-    with pytest.raises(ValueError, match="seed must be"):
-        CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json", seed=-1)
-    ds = CocoKeypointDataset(ann, tmp_path / "img", metadata=tmp_path / "hands.json")
-    with pytest.raises(ValueError, match="epoch must be"):
-        ds.set_epoch(-2)
-    a = ds.draws(0).copy()
-    assert a.shape == (9,)
-    np.testing.assert_array_equal(a, ds.draws(0))
-    assert not np.array_equal(a, ds.draws(1))
-    ds.set_epoch(1)
-    assert not np.array_equal(a, ds.draws(0))
-
-
-def test_draws_depend_on_seed_epoch_index_only(coco_mini):
-    big = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", seed=5)
-    big.set_epoch(3)
-    table = np.stack([big.draws(i) for i in range(len(big))])
-    assert np.all((table[:, :7] >= 0) & (table[:, :7] < 1))
-    # the two normals: mean ~0, sd ~1 over 86 x 2 values
-    assert abs(table[:, 7:].mean()) < 0.25 and 0.75 < table[:, 7:].std() < 1.25
-    # a shorter dataset (same seed, epoch) gets the same rows: no dependence on length
-    small = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", seed=5)
-    small.keypoints = small.keypoints[:10]
-    small.image_paths = small.image_paths[:10]
-    small.set_epoch(3)
-    np.testing.assert_array_equal(np.stack([small.draws(i) for i in range(10)]), table[:10])

@@ -247,3 +247,111 @@ def test_crop_of_flipped_image_vs_flipped_crop(conv, offset):
         rhs[..., 0] = size[0] - 1 - rhs[..., 0]
         np.testing.assert_allclose(lhs[..., 0] - rhs[..., 0], offset, atol=1e-9)
         np.testing.assert_allclose(lhs[..., 1], rhs[..., 1], atol=1e-9)
+
+
+# -- validity and the boundary -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("conv", g.CONVENTIONS)
+def test_a_box_is_valid_when_its_clean_sides_are_at_least_one_pixel(conv):
+    """One rule in both conventions: clean w and h >= 1 px. Under hrnet a 1-px box cleans
+    to 0 x 0 (once counted valid, then a ZeroDivisionError in the crop)."""
+    boxes = np.array([[10.0, 10.0, side, side] for side in (0.5, 1.0, 1.5, 2.0, 2.5)])
+    clean, valid = g.clean_boxes(boxes, np.array([100.0, 100.0]), convention=conv)
+    if conv == "darkpose":  # x2 = x1 + max(0, w - 1): width 1, 1, 1.5, 2, 2.5
+        assert valid.tolist() == [True] * 5
+        np.testing.assert_allclose(clean[:, 2], [1, 1, 1.5, 2, 2.5])
+    else:  # width 0, 0, 0.5, 1, 1.5
+        assert valid.tolist() == [False, False, False, True, True]
+        np.testing.assert_allclose(clean[3:, 2], [1, 1.5])
+    # at the image's last pixel: one pixel left (valid in darkpose only), past it none
+    edge = np.array([[99.0, 10.0, 5.0, 5.0], [100.0, 10.0, 5.0, 5.0]])
+    assert g.clean_boxes(edge, (100, 100), conv)[1].tolist() == [conv == "darkpose", False]
+    # coordinates beyond 2**24 px are invalid even where they would clip into the image
+    huge = np.array([[0.0, 0.0, 1e200, 1e200], [-1e200, 0.0, 2e200, 50.0], [0.0, 0.0, 2.0**24, 5.0]])
+    assert g.clean_boxes(huge, (100, 100), conv)[1].tolist() == [False, False, True]
+    # every valid box crops: finite, invertible affines in both directions
+    rng = np.random.default_rng(6)
+    many = np.column_stack([rng.uniform(-5, 105, (400, 2)), rng.uniform(0, 4, (400, 2))])
+    clean, valid = g.clean_boxes(many, (100, 100), conv)
+    assert valid.sum() > 50 and (clean[valid, 2:] >= 1).all()  # 97 valid under hrnet
+    assert ((clean[:, 2:].min(1) >= 1) | ~valid).all()
+    c, s = g.boxes_to_center_scale(clean[valid], 0.75, convention=conv)
+    for size in [(48, 64), (12, 16)]:
+        a = g.crop_affine(c, s, rng.uniform(-90, 90, len(c)), size, conv)
+        assert np.isfinite(a).all() and np.isfinite(g.invert_affine(a)).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"centers": [[1.0, 2.0], [np.nan, 0.0]]}, r"centers\[1\]: expected finite coordinates"),
+        ({"centers": [[1e200, 2.0], [0.0, 0.0]]}, r"centers\[0\]"),
+        ({"scales": [[1.0, 1.0], [0.005, 0.01]]}, r"scales\[1\]: .*\(1, 2\*\*24\] px .*'darkpose'"),
+        ({"scales": [[0.0, 1.0], [1.0, 1.0]]}, r"scales\[0\]"),
+        ({"scales": [[1e200, 1.0], [1.0, 1.0]]}, r"scales\[0\]"),
+        ({"scales": [[1.0, np.inf], [1.0, 1.0]]}, r"scales\[0\]"),
+        ({"rotations": [0.0, np.nan]}, r"rotations\[1\]: expected finite degrees"),
+        ({"output_size": (0, 64)}, r"output_size\[0\]: expected positive"),
+        ({"output_size": (48, 64, 3)}, r"output_size: expected \(W, H\) or \(N, 2\)"),
+    ],
+)
+def test_crop_affine_rejects_bad_input_naming_the_field(kwargs, message):
+    args = {"centers": [[1.0, 2.0], [3.0, 4.0]], "scales": [[1.0, 1.0], [1.0, 1.0]],
+            "rotations": [0.0, 0.0], "output_size": (48, 64), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        g.crop_affine(**args)
+
+
+def test_crop_affine_of_one_box_checks_the_same():
+    with pytest.raises(ValueError, match=r"centers\[0\]: expected finite"):
+        g.crop_affine([np.nan, 0.0], [1.0, 1.0], 0.0, (48, 64))
+    with pytest.raises(ValueError, match=r"scales\[0\]: expected a crop window"):
+        g.crop_affine([0.0, 0.0], [1e200, 1.0], 0.0, (48, 64))
+    with pytest.raises(ValueError, match=r"rotations\[0\]"):
+        g.crop_affine([0.0, 0.0], [1.0, 1.0], np.inf, (48, 64))
+    with pytest.raises(ValueError, match=r"output_size\[1\]"):  # the second of two sizes
+        g.crop_affine([0.0, 0.0], [1.0, 1.0], 0.0, [(48, 64), (-1, 16)])
+
+
+def test_hrnet_accepts_windows_under_one_pixel():
+    # (200 s - 1) divides the darkpose zoom: a window of 1 px or less is degenerate there
+    assert np.isfinite(g.crop_affine([5.0, 5.0], [0.004, 0.004], 0.0, (48, 64), "hrnet")).all()
+    with pytest.raises(ValueError, match=r"scales\[0\]"):
+        g.crop_affine([5.0, 5.0], [0.005, 0.005], 0.0, (48, 64), "darkpose")
+
+
+@pytest.mark.parametrize("conv", g.CONVENTIONS)
+def test_one_box_and_many_boxes_give_the_same_affines(conv):
+    """crop_affine and invert_affine compute one box with Python floats and many with
+    arrays: the same formula, the same numbers (measured identical)."""
+    rng = np.random.default_rng(7)
+    n = 25
+    c, s, r = rng.uniform(0, 600, (n, 2)), rng.uniform(0.05, 3, (n, 2)), rng.uniform(-90, 90, n)
+    sizes = np.array([[192, 256], [48, 64]])
+    for inverse in (False, True):
+        many = g.crop_affine(c, s, r, (48, 64), conv, inverse=inverse)
+        per_size = g.crop_affine(np.repeat(c, 2, 0), np.repeat(s, 2, 0), np.repeat(r, 2),
+                                 np.tile(sizes, (n, 1)), conv, inverse=inverse)
+        for i in range(n):
+            one = g.crop_affine(c[i], s[i], r[i], (48, 64), conv, inverse=inverse)
+            np.testing.assert_array_equal(one, many[i : i + 1])
+            two = g.crop_affine(c[i], s[i], r[i], sizes, conv, inverse=inverse)
+            np.testing.assert_array_equal(two, per_size[2 * i : 2 * i + 2])
+            np.testing.assert_array_equal(g.invert_affine(many[i]), g.invert_affine(many)[i])
+    with pytest.raises(ValueError, match="singular"):
+        g.invert_affine(np.array([[1.0, 2.0, 0.0], [np.nan, 4.0, 0.0]]))
+
+
+def test_flip_index_is_the_one_definition():
+    from darkpose.data import load_metadata
+
+    idx = g.flip_index(17, COCO_PAIRS)
+    np.testing.assert_array_equal(idx, [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15])
+    np.testing.assert_array_equal(g.flip_index(4, [(3, 1)]), [0, 3, 2, 1])
+    np.testing.assert_array_equal(load_metadata("coco").flip_index(), idx)
+    mpii = load_metadata("mpii")
+    np.testing.assert_array_equal(mpii.flip_index(), g.flip_index(16, mpii.flip_pairs))
+    assert mpii.flip_index()[[0, 10, 13]].tolist() == [5, 15, 12]
+    with pytest.raises(ValueError, match=r"flip pair \(1, 17\) out of range for 17"):
+        g.flip_index(17, [(1, 17)])

@@ -27,6 +27,7 @@ Sizes are (W, H), as in the official configs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -41,19 +42,26 @@ PIXEL_STD = 200.0
 BOX_PADDING = 1.25
 """Enlargement of the aspect-padded person box (the reference code's factor 1.25)."""
 
+MAX_COORDINATE = 2.0**24
+"""Largest coordinate and crop window (pixels) :func:`crop_affine` accepts: beyond 2**24
+float32, the precision of the crop and of the targets, no longer resolves one pixel."""
+
 
 def _check_convention(convention: str) -> None:
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
 
 
-def _as_size(size: Sequence[float]) -> tuple[float, float]:
-    if len(size) != 2:
-        raise ValueError(f"a size is (W, H), got {size!r}")
-    w, h = float(size[0]), float(size[1])
-    if not (w > 0 and h > 0):
-        raise ValueError(f"a size must be positive, got {size!r}")
-    return w, h
+def box_extent(first, last, convention: Convention = "darkpose"):
+    """Width (or height) of a box from its first to its last pixel coordinate.
+
+    ``last - first + 1`` in ``"darkpose"`` (pixels counted inclusively, as the DarkPose
+    loaders do) and ``last - first`` in ``"hrnet"``. The one definition behind the clean
+    ground-truth boxes (:func:`clean_boxes`) and the half-body box of the transform.
+
+    first, last : floats or arrays of the same shape -> the same shape
+    """
+    return last - first + 1.0 if convention == "darkpose" else last - first
 
 
 def clean_boxes(
@@ -62,9 +70,15 @@ def clean_boxes(
     """Clip COCO boxes to their image and flag the degenerate ones.
 
     Follows the reference loaders: x1 = max(0, x), x2 = min(width - 1, x1 + max(0, w - 1))
-    (same for y); the clean width is x2 - x1 + 1 for ``"darkpose"`` and x2 - x1 for
-    ``"hrnet"``. A box is invalid when a coordinate is not finite, when w <= 0 or h <= 0
-    (zero area), or when it lies entirely outside its image.
+    (same for y); the clean width is :func:`box_extent` (x2 - x1 + 1 for ``"darkpose"``,
+    x2 - x1 for ``"hrnet"``).
+
+    A box is valid when its coordinates are finite and within +-:data:`MAX_COORDINATE`
+    (2**24 px), its w and h are positive, it overlaps its image, and its clean w and h are
+    both at least 1 px, in either convention (under ``"hrnet"`` a box one pixel wide
+    cleans to width 0 and is invalid). The crop of a valid box is never degenerate: its
+    window 200 s is at least 1.25 px on both sides. Detections (used unclipped, as the
+    reference) take the same rule: use ``valid`` and keep the boxes.
 
     Parameters
     ----------
@@ -85,15 +99,16 @@ def clean_boxes(
     sizes = np.broadcast_to(np.asarray(image_sizes, dtype=np.float64), (len(boxes), 2))
     x, y, w, h = boxes.T
     with np.errstate(invalid="ignore"):
-        valid = np.isfinite(boxes).all(axis=1) & (w > 0) & (h > 0)
-        valid &= (x < sizes[:, 0]) & (y < sizes[:, 1]) & (x + w > 0) & (y + h > 0)
         x1 = np.maximum(0.0, x)
         y1 = np.maximum(0.0, y)
         x2 = np.minimum(sizes[:, 0] - 1, x1 + np.maximum(0.0, w - 1))
         y2 = np.minimum(sizes[:, 1] - 1, y1 + np.maximum(0.0, h - 1))
-        valid &= (x2 >= x1) & (y2 >= y1)
-    extra = 1.0 if convention == "darkpose" else 0.0
-    clean = np.stack([x1, y1, x2 - x1 + extra, y2 - y1 + extra], axis=1)
+        clean = np.stack(
+            [x1, y1, box_extent(x1, x2, convention), box_extent(y1, y2, convention)], axis=1
+        )
+        valid = (np.abs(boxes) <= MAX_COORDINATE).all(axis=1) & (w > 0) & (h > 0)
+        valid &= (x < sizes[:, 0]) & (y < sizes[:, 1]) & (x + w > 0) & (y + h > 0)
+        valid &= (clean[:, 2] >= 1.0) & (clean[:, 3] >= 1.0)
     clean[~valid] = boxes[~valid]
     return clean, valid
 
@@ -162,11 +177,60 @@ def area_from_scale(scales: np.ndarray) -> np.ndarray:
     return np.prod(scales * PIXEL_STD, axis=-1)
 
 
+def _all(ok) -> bool:
+    """``ok.all()`` for a bool array, ``ok`` for a Python bool (``np.all`` costs microseconds)."""
+    return ok if isinstance(ok, bool) else bool(ok.all())
+
+
+def _crop_terms(values, convention: str, inverse: bool, xp, row: int = 0) -> tuple:
+    """The six coefficients (a, b, tx, c, d, ty) of the crop affine, from (cx, cy, 200 s_w,
+    200 s_h, r, W, H) given as Python floats (``xp=math``: one box, output row ``row``) or
+    arrays (``xp=np``), after checking them (ValueError naming the field and row)."""
+    cx, cy, src, src_h, rot, out_w, out_h = values
+    low = 1.0 if convention == "darkpose" else 0.0
+    ok_c = (abs(cx) <= MAX_COORDINATE) & (abs(cy) <= MAX_COORDINATE)
+    ok_s = (src > low) & (src <= MAX_COORDINATE) & (src_h > low) & (src_h <= MAX_COORDINATE)
+    ok_r = abs(rot) < np.inf
+    ok_o = (out_w > 0) & (out_w <= MAX_COORDINATE) & (out_h > 0) & (out_h <= MAX_COORDINATE)
+    if not _all(ok_c & ok_s & ok_r & ok_o):
+        _raise_crop_error(values, [ok_c, ok_s, ok_r, ok_o], low, convention, row)
+    if convention == "darkpose":
+        k = (out_w - 1.0) / (src - 1.0)
+        dx, dy = (out_w - 1.0) / 2.0, (out_h - 1.0) / 2.0
+    else:
+        k = out_w / src
+        dx, dy = out_w / 2.0, out_h / 2.0
+    rad = xp.radians(rot)
+    cos, sin = xp.cos(rad), xp.sin(rad)
+    if not inverse:  # q = k [[cos, sin], [-sin, cos]] (p - c) + d
+        kc, ks = k * cos, k * sin
+        return kc, ks, dx - kc * cx - ks * cy, -ks, kc, dy + ks * cx - kc * cy
+    ic, is_ = cos / k, sin / k  # p = (1/k) [[cos, -sin], [sin, cos]] (q - d) + c
+    return ic, -is_, cx - ic * dx + is_ * dy, is_, ic, cy - is_ * dx - ic * dy
+
+
+def _raise_crop_error(values, oks, low: float, convention: str, row: int) -> None:
+    cx, cy, src, src_h, rot, out_w, out_h = np.broadcast_arrays(*values)
+    fields = [
+        ("centers", "finite coordinates within +-2**24 px", np.stack([cx, cy], -1)),
+        ("scales", f"a crop window 200 * scale in ({low:g}, 2**24] px under the "
+                   f"{convention!r} convention", np.stack([src, src_h], -1) / PIXEL_STD),
+        ("rotations", "finite degrees", rot),
+        ("output_size", "positive (W, H) up to 2**24", np.stack([out_w, out_h], -1)),
+    ]
+    for (name, expected, got), ok in zip(fields, oks, strict=True):
+        bad = ~np.broadcast_to(ok, cx.shape)
+        if bad.any():
+            i = int(np.argmax(bad.ravel()))
+            value = got.reshape(-1, *got.shape[cx.ndim:])[i]
+            raise ValueError(f"{name}[{i + row}]: expected {expected}, got {value.tolist()}")
+
+
 def crop_affine(
     centers: np.ndarray,
     scales: np.ndarray,
     rotations: np.ndarray | float,
-    output_size: Sequence[float],
+    output_size: Sequence[float] | np.ndarray,
     convention: Convention = "darkpose",
     inverse: bool = False,
 ) -> np.ndarray:
@@ -176,76 +240,69 @@ def crop_affine(
     ``q = k R(-r) (p - c) + d`` with R the image-plane rotation matrix. ``darkpose``:
     k = (W - 1) / (200 s_w - 1), d = ((W-1)/2, (H-1)/2); ``hrnet``: k = W / (200 s_w),
     d = (W/2, H/2). The same call with ``output_size`` = heatmap size gives the
-    heatmap-space affine used for targets and recovery.
+    heatmap-space affine used for targets and recovery. One box (at one or a few output
+    sizes) is computed with Python floats, a few microseconds (the transform calls it per
+    sample); many boxes as arrays.
 
     Parameters
     ----------
-    centers : (N, 2) array
-    scales : (N, 2) array
+    centers : (N, 2) or (2,) array
+        Finite, within +-:data:`MAX_COORDINATE` px.
+    scales : (N, 2) or (2,) array
         Only ``scales[:, 0]`` sets the zoom (boxes are already at the output's aspect).
+        Both windows 200 s must be in (1, 2**24] px (``darkpose``: its zoom is infinite at
+        1 px and mirrors below) or (0, 2**24] px (``hrnet``).
     rotations : (N,) array or float
-        Degrees; positive turns the person counter-clockwise in the crop.
-    output_size : (W, H)
+        Degrees, finite; positive turns the person counter-clockwise in the crop.
+    output_size : (W, H), or (N, 2) for one size per row
     convention : {"darkpose", "hrnet"}
     inverse : bool
         Return the output -> source affine instead.
 
     Returns
     -------
-    affine : (N, 2, 3) float64
+    affine : (N, 2, 3) float64, N the broadcast length of the inputs (1 for one box).
+    ValueError naming the field (and row) when an input is out of range.
     """
     _check_convention(convention)
-    out_w, out_h = _as_size(output_size)
     centers = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
-    scales = np.asarray(scales, dtype=np.float64).reshape(-1, 2)
-    n = len(centers)
-    rot = np.broadcast_to(np.asarray(rotations, dtype=np.float64), (n,))
-    src_len = scales[:, 0] * PIXEL_STD
-    if convention == "darkpose":
-        k = (out_w - 1.0) / (src_len - 1.0)
-        dst = np.array([(out_w - 1.0) / 2.0, (out_h - 1.0) / 2.0])
-    else:
-        k = out_w / src_len
-        dst = np.array([out_w / 2.0, out_h / 2.0])
-    rad = np.deg2rad(rot)
-    cos, sin = np.cos(rad), np.sin(rad)
-    a = np.empty((n, 2, 3), dtype=np.float64)
-    if not inverse:
-        # q = k [[cos, sin], [-sin, cos]] (p - c) + d
-        a[:, 0, 0] = k * cos
-        a[:, 0, 1] = k * sin
-        a[:, 1, 0] = -k * sin
-        a[:, 1, 1] = k * cos
-        a[:, :, 2] = dst - np.einsum("nij,nj->ni", a[:, :, :2], centers)
-    else:
-        # p = (1/k) [[cos, -sin], [sin, cos]] (q - d) + c
-        a[:, 0, 0] = cos / k
-        a[:, 0, 1] = -sin / k
-        a[:, 1, 0] = sin / k
-        a[:, 1, 1] = cos / k
-        a[:, :, 2] = centers - np.einsum("nij,j->ni", a[:, :, :2], dst)
-    return a
+    windows = np.asarray(scales, dtype=np.float64).reshape(-1, 2) * PIXEL_STD
+    rot = np.asarray(rotations, dtype=np.float64)
+    size = np.asarray(output_size, dtype=np.float64)
+    if size.ndim not in (1, 2) or size.shape[-1] != 2:
+        raise ValueError(f"output_size: expected (W, H) or (N, 2), got {output_size!r}")
+    if len(centers) == 1 and len(windows) == 1 and rot.size == 1:
+        box = [*centers[0].tolist(), *windows[0].tolist(), rot.item()]
+        sizes = size.reshape(-1, 2).tolist()
+        terms = [
+            _crop_terms(box + wh, convention, inverse, math, row)
+            for row, wh in enumerate(sizes)
+        ]
+        return np.array(terms).reshape(-1, 2, 3)
+    values = (*centers.T, *windows.T, rot, size[..., 0], size[..., 1])
+    terms = _crop_terms(values, convention, inverse, np)
+    return np.stack(np.broadcast_arrays(*terms), axis=-1).reshape(-1, 2, 3)
 
 
 def invert_affine(affine: np.ndarray) -> np.ndarray:
     """Inverse of affine maps, in closed form.
 
-    affine (..., 2, 3) -> (..., 2, 3)
+    affine (..., 2, 3) -> (..., 2, 3); ValueError when one is singular or not finite.
     """
     affine = np.asarray(affine, dtype=np.float64)
-    a, b, tx = affine[..., 0, 0], affine[..., 0, 1], affine[..., 0, 2]
-    c, d, ty = affine[..., 1, 0], affine[..., 1, 1], affine[..., 1, 2]
+    if affine.shape[-2:] != (2, 3):
+        raise ValueError(f"affine must be (..., 2, 3), got shape {affine.shape}")
+    # one affine as Python floats (a few microseconds), many as arrays: the same formula
+    rows = affine.tolist() if affine.ndim == 2 else np.moveaxis(affine, (-2, -1), (0, 1))
+    (a, b, tx), (c, d, ty) = rows
     det = a * d - b * c
-    if np.any(det == 0):
-        raise ValueError("affine matrix is singular (zero determinant)")
-    inv = np.empty_like(affine)
-    inv[..., 0, 0] = d / det
-    inv[..., 0, 1] = -b / det
-    inv[..., 1, 0] = -c / det
-    inv[..., 1, 1] = a / det
-    inv[..., 0, 2] = -(inv[..., 0, 0] * tx + inv[..., 0, 1] * ty)
-    inv[..., 1, 2] = -(inv[..., 1, 0] * tx + inv[..., 1, 1] * ty)
-    return inv
+    if not _all((abs(det) > 0) & (abs(det) < np.inf)):
+        raise ValueError("affine matrix is singular (zero determinant) or not finite")
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    terms = (ia, ib, -(ia * tx + ib * ty), ic, id_, -(ic * tx + id_ * ty))
+    if affine.ndim == 2:
+        return np.array(terms).reshape(2, 3)
+    return np.stack(terms, axis=-1).reshape(affine.shape)
 
 
 def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -255,9 +312,9 @@ def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """
     outer = np.asarray(outer, dtype=np.float64)
     inner = np.asarray(inner, dtype=np.float64)
-    lin = np.einsum("...ij,...jk->...ik", outer[..., :2], inner[..., :2])
-    t = np.einsum("...ij,...j->...i", outer[..., :2], inner[..., 2]) + outer[..., 2]
-    return np.concatenate([lin, t[..., None]], axis=-1)
+    out = outer[..., :2] @ inner  # [A_o A_i, A_o t_i]
+    out[..., 2] += outer[..., 2]
+    return out
 
 
 def hflip_affine(width: float | np.ndarray) -> np.ndarray:
@@ -296,7 +353,11 @@ def transform_points(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return np.einsum("...kj,...ij->...ki", points, lin) + affine[..., None, :, 2]
 
 
-def _swap_pairs_index(num_keypoints: int, flip_pairs: Sequence[Sequence[int]]) -> np.ndarray:
+def flip_index(num_keypoints: int, flip_pairs: Sequence[Sequence[int]]) -> np.ndarray:
+    """(K,) index that swaps left and right keypoints: ``keypoints[..., flip_index(K, pairs), :]``.
+
+    Keypoints in no pair keep their place; ValueError for a pair out of range.
+    """
     index = np.arange(num_keypoints)
     for pair in flip_pairs:
         i, j = int(pair[0]), int(pair[1])
@@ -324,7 +385,7 @@ def flip_keypoints(
     (..., K, D) array, a copy. Flipping twice gives back the input exactly.
     """
     keypoints = np.asarray(keypoints)
-    out = keypoints[..., _swap_pairs_index(keypoints.shape[-2], flip_pairs), :].copy()
+    out = keypoints[..., flip_index(keypoints.shape[-2], flip_pairs), :].copy()
     width = np.asarray(width, dtype=out.dtype if out.dtype.kind == "f" else np.float64)
     if out.dtype.kind != "f":
         out = out.astype(np.float64)
@@ -353,7 +414,7 @@ def flip_heatmaps(
     -------
     Same type and shape as ``heatmaps`` (a new array/tensor).
     """
-    index = _swap_pairs_index(heatmaps.shape[-3], flip_pairs)
+    index = flip_index(heatmaps.shape[-3], flip_pairs)
     if isinstance(heatmaps, np.ndarray):
         out = heatmaps[..., index, :, ::-1].copy()
         if shift:

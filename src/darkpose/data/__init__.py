@@ -3,10 +3,12 @@
 - :class:`CocoKeypointDataset`: COCO or any COCO-format keypoint file + metadata file.
 - :class:`MpiiDataset`: the MPII annotation JSON of the official HRNet code.
 - :class:`TopDownTransform`: training augmentation / test-time crop, normalisation, targets.
+- :class:`EpochSampler`: wraps an index sampler to yield ``(epoch, index)`` keys, so the
+  augmentation epoch travels with each index (no dataset state).
 - :func:`load_metadata`: keypoint names, flip pairs, OKS sigmas, joint weights.
 """
 
-from darkpose.data.base import PersonInstance, TopDownDataset
+from darkpose.data.base import EpochSampler, PersonInstance, TopDownDataset
 from darkpose.data.coco import CocoKeypointDataset
 from darkpose.data.image import read_image
 from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
@@ -15,6 +17,7 @@ from darkpose.data.transforms import TopDownTransform, TransformConfig
 
 __all__ = [
     "CocoKeypointDataset",
+    "EpochSampler",
     "KeypointMetadata",
     "MpiiDataset",
     "PersonInstance",

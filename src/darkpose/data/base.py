@@ -5,19 +5,31 @@ so the box geometry is computed once for all boxes; the COCO and MPII loaders on
 these arrays. ``dataset[i]`` reads the photo; with a transform it returns a training or
 test sample, otherwise the instance with its image.
 
-Randomness: every sample's augmentation uses nine numbers (seven uniform, two normal).
-For an epoch they are drawn at once, as a table with one row per instance, from a Philox
-generator keyed by (seed, epoch): row i is the uniform stream's values 9i .. 9i+8 (the
-normals made from two of them by Box-Muller), so a sample depends only on (seed, epoch,
-index), never on which DataLoader worker makes it, in what order, or on the dataset's
-length. Call :meth:`TopDownDataset.set_epoch` before each epoch (in the main process,
-before the DataLoader iterator is created; with ``persistent_workers=True`` the workers
-keep the epoch they were started with). The table costs 72 bytes per instance and a few
-milliseconds per epoch and worker.
+Randomness: every sample's augmentation uses nine numbers (seven uniform, two normal),
+``dataset.draws(index, epoch)``: row ``index`` of a table drawn from a Philox generator
+keyed by (seed, epoch), the uniform stream's values 9i .. 9i+8 (the last two turned into
+two independent normals by Box-Muller). A sample is a pure function of (seed, epoch,
+index): the dataset holds no epoch. ``dataset[index]`` is epoch 0 and
+``dataset[(epoch, index)]`` that epoch; for training, wrap the index sampler in
+:class:`EpochSampler`, which yields ``(epoch, index)`` keys and is told the epoch in the
+main process (``sampler.set_epoch(e)``), so persistent DataLoader workers and DDP ranks
+see each epoch without any state of theirs changing::
+
+    sampler = EpochSampler(RandomSampler(dataset))   # or DistributedSampler(dataset)
+    loader = DataLoader(dataset, batch_size=32, sampler=sampler, num_workers=8,
+                        persistent_workers=True)
+    for epoch in range(210):
+        sampler.set_epoch(epoch)
+        for batch in loader: ...
+
+Nothing depends on which worker makes a sample, in what order, or on the dataset's
+length. Each process caches the table of the last (seed, epoch) it was asked for (72 bytes
+per instance, a few milliseconds to draw); the cache only saves time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +56,7 @@ class PersonInstance:
     scale : (2,) float64, (w, h) / 200 after aspect padding and enlargement
     keypoints : (K, 3) float64, (x, y, v) in image pixels, v as in the file (COCO 0/1/2);
         zeros for detections
-    area : float, the annotation's area (COCO) or (200 s_w)(200 s_h)
+    area : float, (200 s_w)(200 s_h), as the reference uses for OKS NMS
     score : float, detection score (1.0 for ground-truth boxes)
     """
 
@@ -84,7 +96,7 @@ class TopDownDataset(Dataset):
     metadata : KeypointMetadata
     transform : callable or None
         ``transform(image_bgr, instance, draws, to_rgb) -> sample`` (``draws``: the
-        sample's nine random numbers, :meth:`draws`), e.g.
+        sample's nine random numbers, :meth:`draws` of its (epoch, index)), e.g.
         :class:`darkpose.data.transforms.TopDownTransform`.
     color : {"rgb", "bgr"}
         Channel order of the images this dataset yields (raw or transformed).
@@ -127,32 +139,36 @@ class TopDownDataset(Dataset):
         if not 0 <= int(seed) < 2**64:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.seed = int(seed)
-        self.epoch = 0
-        self._table: np.ndarray | None = None
-        self._table_key: tuple[int, int] | None = None
+        self._cache: tuple[tuple[int, int, int], np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.image_paths)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation draws of an epoch (see the module docstring)."""
-        if not 0 <= int(epoch) < 2**64:
-            raise ValueError(f"epoch must be in [0, 2**64), got {epoch}")
-        self.epoch = int(epoch)
+    def draws(self, index: int, epoch: int = 0) -> np.ndarray:
+        """The nine numbers of a sample's augmentation: seven uniform in [0, 1), two
+        independent standard normals (see :data:`darkpose.data.transforms.DRAW_SLOTS`).
 
-    def draws(self, index: int) -> np.ndarray:
-        """The nine numbers (seven uniform in [0, 1), two standard normal) of a sample's
-        augmentation: a function of (seed, epoch, index) only (see the module docstring)."""
-        key = (self.seed, self.epoch)
-        if self._table is None or self._table_key != key:
-            bits = np.random.Philox(key=np.array(key, dtype=np.uint64))
+        A function of (seed, epoch, index) only: row ``index`` of the (seed, epoch) table
+        (see the module docstring). Returns a (9,) float64 array (a copy).
+        """
+        i = self._index(index)
+        epoch = _check_epoch(epoch)
+        key = (self.seed, epoch, len(self))
+        cache = self._cache  # one read: the (key, table) pair is replaced whole
+        if cache is None or cache[0] != key:
+            bits = np.random.Philox(key=np.array(key[:2], dtype=np.uint64))
             u = np.random.Generator(bits).random((len(self), 9))
             r = np.sqrt(-2.0 * np.log1p(-u[:, 7]))  # 1 - u in (0, 1]: finite log
-            u[:, 7], u[:, 8] = r * np.cos(2 * np.pi * u[:, 8]), r * np.sin(2 * np.pi * u[:, 8])
-            self._table, self._table_key = u, key
-        return self._table[index]
+            angle = 2.0 * np.pi * u[:, 8]
+            u[:, 7], u[:, 8] = r * np.cos(angle), r * np.sin(angle)
+            cache = self._cache = (key, u)
+        return cache[1][i].copy()
 
-    def _index(self, index: int) -> int:
+    def _index(self, index) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(
+                f"index: expected an int or an (epoch, index) pair of ints, got {index!r}"
+            )
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} instances")
         return int(index) % len(self)
@@ -172,7 +188,9 @@ class TopDownDataset(Dataset):
             score=float(self.scores[i]),
         )
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """The sample of ``key``: an index (epoch 0) or an ``(epoch, index)`` pair."""
+        epoch, index = (0, key) if not isinstance(key, tuple) else _split_key(key)
         if self.transform is None:
             inst = self.instance(index)
             item = inst.as_dict()
@@ -180,6 +198,7 @@ class TopDownDataset(Dataset):
             item["index"] = int(index)
             return item
         i = self._index(index)
+        draws = self.draws(i, epoch)
         inst = PersonInstance(  # read-only views: the transform does not modify them
             image_path=self._path_strings[i],
             image_id=int(self.image_ids[i]),
@@ -192,9 +211,59 @@ class TopDownDataset(Dataset):
             score=float(self.scores[i]),
         )
         image = read_image(inst.image_path, "bgr")
-        sample = self.transform(image, inst, self.draws(i), to_rgb=self.color == "rgb")
+        sample = self.transform(image, inst, draws, to_rgb=self.color == "rgb")
         sample["meta"]["index"] = i
+        sample["meta"]["epoch"] = epoch
         return sample
+
+
+def _check_epoch(epoch) -> int:
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)):
+        raise TypeError(f"epoch: expected an int in [0, 2**64), got {epoch!r}")
+    if not 0 <= epoch < 2**64:
+        raise ValueError(f"epoch: expected an int in [0, 2**64), got {epoch}")
+    return int(epoch)
+
+
+def _split_key(key: tuple) -> tuple[int, Any]:
+    if len(key) != 2:
+        raise TypeError(f"key: expected an index or an (epoch, index) pair, got {key!r}")
+    return _check_epoch(key[0]), key[1]
+
+
+class EpochSampler:
+    """Wrap an index sampler so that it yields ``(epoch, index)`` keys for
+    :class:`TopDownDataset`: the epoch travels with each index, so a sample is the same
+    wherever it is made (persistent workers, DDP ranks).
+
+    Parameters
+    ----------
+    sampler : iterable of indices
+        Any index sampler (``RandomSampler``, ``DistributedSampler``, ...) or iterable,
+        e.g. ``range(len(dataset))``. Iterated anew each epoch.
+    epoch : int
+        The epoch of the keys, until :meth:`set_epoch`.
+    """
+
+    def __init__(self, sampler: Iterable[int], epoch: int = 0) -> None:
+        self.sampler = sampler
+        self.epoch = _check_epoch(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch of the keys; also the inner sampler's (e.g. ``DistributedSampler``
+        shuffles by it) when it has ``set_epoch``. Call it in the main process."""
+        self.epoch = _check_epoch(epoch)
+        inner = getattr(self.sampler, "set_epoch", None)
+        if callable(inner):
+            inner(self.epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        for index in self.sampler:
+            yield epoch, int(index)
+
+    def __len__(self) -> int:
+        return len(self.sampler)  # type: ignore[arg-type]
 
 
 def check_transform(transform, image_size, convention) -> None:

@@ -67,11 +67,11 @@ class KeypointMetadata:
         return tuple(i for i in range(self.num_keypoints) if i not in upper)
 
     def flip_index(self) -> np.ndarray:
-        """(K,) index that swaps left and right keypoints: ``kpts[flip_index()]``."""
-        index = np.arange(self.num_keypoints)
-        for i, j in self.flip_pairs:
-            index[i], index[j] = j, i
-        return index
+        """(K,) index that swaps left and right keypoints: ``kpts[flip_index()]``
+        (:func:`darkpose.geometry.flip_index`)."""
+        from darkpose.geometry import flip_index
+
+        return flip_index(self.num_keypoints, self.flip_pairs)
 
 
 def _index_of(value: Any, names: list[str], where: str, fld: str) -> int:

@@ -22,7 +22,14 @@ Choices that make it fast and exact:
   output size = heatmap size), not by dividing by the stride and rounding; targets come
   from :func:`darkpose.codec.encode`;
 - all random numbers come from the generator passed in (see
-  :class:`darkpose.data.base.TopDownDataset`), a fixed number of draws per sample.
+  :class:`darkpose.data.base.TopDownDataset`), a fixed number of draws per sample, each
+  decision its own draw (:data:`DRAW_SLOTS`);
+- the affines are :func:`darkpose.geometry.crop_affine` (one box at the two output sizes,
+  in Python floats), the half-body box is :func:`darkpose.geometry.box_extent` padded by
+  :func:`darkpose.geometry.boxes_to_center_scale`: one definition of each.
+
+Bad configuration values and bad inputs (a grey or empty image, a degenerate or
+non-finite centre or scale) raise ValueError naming the field.
 """
 
 from __future__ import annotations
@@ -43,6 +50,22 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 """ImageNet mean in R, G, B order (applied to the right channels whatever the output order)."""
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+HALF_BODY_PADDING = 1.5
+"""Enlargement of the half-body box after its aspect padding (the reference's 1.5)."""
+
+MIN_WINDOW = geometry.BOX_PADDING
+"""Narrowest crop window (px) the scale augmentation shrinks to: the window 200 s of the
+smallest valid box (1 px, :func:`darkpose.geometry.clean_boxes`), 1.25 px. Only boxes under
+about 2 px are affected; without it a 1-px box zoomed by 0.65 would have a window under
+1 px, where the ``"darkpose"`` crop is infinite or mirrored."""
+
+DRAW_SLOTS = (
+    "half_body", "half_body_side", "rotation_on", "flip",
+    "brightness", "contrast", "saturation", "scale_normal", "rotation_normal",
+)
+"""What each of a sample's nine numbers decides (the first seven uniform in [0, 1), the last
+two standard normal): one number per decision, so changing one changes only its own."""
+
 
 def default_sigma(image_size: tuple[int, int]) -> float:
     """Target sigma of the official configs: H / 128 (1 at 128x96, 2 at 256x192 and
@@ -51,8 +74,43 @@ def default_sigma(image_size: tuple[int, int]) -> float:
 
 
 def default_blur_kernel(image_size: tuple[int, int]) -> int:
-    """DARK decode blur kernel of the official configs: 3 at 128x96, 11 otherwise."""
+    """DARK decode blur kernel of the official configs (``TEST.BLUR_KERNEL``): 3 at 128x96
+    (input height up to 128), 11 at 256x192, 256x256 and 384x288. ``image_size`` is (W, H)."""
     return 3 if image_size[1] <= 128 else 11
+
+
+def _check_size(name: str, value, minimum: int) -> tuple[int, int]:
+    try:
+        w, h = value
+        ok = all(float(v) == int(v) >= minimum for v in (w, h))
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected (W, H), two integers >= {minimum}, got {value!r}")
+    return int(w), int(h)
+
+
+def _check_number(name: str, value, low: float, high: float, high_open: bool = False) -> None:
+    """``value`` a finite real number in [low, high] (or [low, high) with ``high_open``)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
+    if not ok:
+        bracket = ")" if high_open else "]"
+        raise ValueError(f"{name}: expected a number in [{low:g}, {high:g}{bracket}, got {value!r}")
+
+
+def _check_triple(name: str, value, positive: bool) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        values = ()
+    ok = len(values) == 3 and all(math.isfinite(v) and (v > 0 or not positive) for v in values)
+    if not ok:
+        what = "positive " if positive else ""
+        raise ValueError(
+            f"{name}: expected three finite {what}numbers (R, G, B), got {value!r}"
+        )
+    return values
 
 
 @dataclass(frozen=True)
@@ -103,47 +161,63 @@ class TransformConfig:
     std: tuple[float, float, float] = field(default=IMAGENET_STD)
 
     def __post_init__(self) -> None:
-        if len(self.image_size) != 2 or min(self.image_size) < 2:
-            raise ValueError(f"image_size must be (W, H) >= 2, got {self.image_size!r}")
-        object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        image_size = _check_size("image_size", self.image_size, 2)
+        object.__setattr__(self, "image_size", image_size)
         if self.heatmap_size is None:
-            object.__setattr__(
-                self, "heatmap_size", (self.image_size[0] // 4, self.image_size[1] // 4)
+            if image_size[0] % 4 or image_size[1] % 4:
+                raise ValueError(
+                    f"image_size: expected multiples of 4 for the default heatmap_size "
+                    f"(image_size / 4), got {image_size!r}; or give heatmap_size"
+                )
+            object.__setattr__(self, "heatmap_size", (image_size[0] // 4, image_size[1] // 4))
+        # heatmaps narrower than 2 px have no pixel centres to decode between (the
+        # "darkpose" zoom (w - 1) / (200 s - 1) is 0 at w = 1)
+        heatmap_size = _check_size("heatmap_size", self.heatmap_size, 2)
+        object.__setattr__(self, "heatmap_size", heatmap_size)
+        stride = image_size[0] // heatmap_size[0]
+        if image_size != (stride * heatmap_size[0], stride * heatmap_size[1]):
+            # one integer stride on both axes: the heatmap covers the same window as the
+            # input (crop_affine zooms by the width only), as every model here outputs
+            raise ValueError(
+                f"image_size: expected the heatmap_size {heatmap_size} times one integer "
+                f"stride, got {image_size}"
             )
-        if len(self.heatmap_size) != 2 or min(self.heatmap_size) < 1:
-            raise ValueError(f"heatmap_size must be (W, H) >= 1, got {self.heatmap_size!r}")
-        object.__setattr__(self, "heatmap_size", tuple(int(v) for v in self.heatmap_size))
         if self.targets is True or self.targets is False:
             object.__setattr__(self, "targets", "sample" if self.targets else "none")
         if self.targets not in ("sample", "batch", "none"):
             raise ValueError(f"targets must be 'sample', 'batch' or 'none', got {self.targets!r}")
         if self.sigma is None:
             object.__setattr__(self, "sigma", default_sigma(self.image_size))
+        _check_number("sigma", self.sigma, 0.0, math.inf, high_open=True)
         if not self.sigma > 0:
-            raise ValueError(f"sigma must be positive, got {self.sigma}")
+            raise ValueError(f"sigma: expected a positive finite number, got {self.sigma!r}")
         if self.convention not in geometry.CONVENTIONS:
             raise ValueError(
                 f"convention must be one of {geometry.CONVENTIONS}, got {self.convention!r}"
             )
         for name in ("flip_prob", "rotation_prob", "half_body_prob", "half_body_upper_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 <= self.scale_factor < 1.0:
-            raise ValueError(f"scale_factor must be in [0, 1), got {self.scale_factor}")
-        if not 0.0 <= self.color_jitter < 1.0:
-            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
+            _check_number(name, getattr(self, name), 0.0, 1.0)
+        _check_number("scale_factor", self.scale_factor, 0.0, 1.0, high_open=True)
+        _check_number("rotation_factor", self.rotation_factor, 0.0, math.inf, high_open=True)
+        _check_number("color_jitter", self.color_jitter, 0.0, 1.0, high_open=True)
+        _check_number("half_body_min_keypoints", self.half_body_min_keypoints, 0, math.inf,
+                      high_open=True)
+        object.__setattr__(self, "mean", _check_triple("mean", self.mean, positive=False))
+        object.__setattr__(self, "std", _check_triple("std", self.std, positive=True))
 
     @property
     def aspect_ratio(self) -> float:
         return self.image_size[0] / self.image_size[1]
 
 
-def _invert(affine: np.ndarray) -> np.ndarray:
-    """Inverse of one (2, 3) affine with scalars (cf. :func:`darkpose.geometry.invert_affine`)."""
-    (a, b, tx), (c, d, ty) = affine.tolist()
-    det = a * d - b * c
-    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
-    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]])
+def _check_image(image, where: str) -> None:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{where}: image: expected a NumPy array, got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(
+            f"{where}: image: expected a non-empty (H, W, 3) uint8 BGR array, got "
+            f"{image.dtype} of shape {image.shape}"
+        )
 
 
 class TopDownTransform:
@@ -171,6 +245,7 @@ class TopDownTransform:
         upper[list(self.metadata.upper_body_ids)] = True
         self._upper = upper
         cfg = self.config
+        self._sizes = np.array([cfg.image_size, cfg.heatmap_size], dtype=np.float64)
         mean = np.asarray(cfg.mean, dtype=np.float64)
         std = np.asarray(cfg.std, dtype=np.float64)
         # out = (pixel / 255 - mean) / std = pixel * a + b, per R, G, B.
@@ -190,15 +265,15 @@ class TopDownTransform:
             chosen = lower if len(lower) > 2 else upper
         if len(chosen) < 2:
             return None
-        center = chosen.mean(axis=0)
-        extra = 1.0 if self.config.convention == "darkpose" else 0.0
-        w, h = chosen.max(axis=0) - chosen.min(axis=0) + extra
-        ar = self.config.aspect_ratio
-        if w > ar * h:
-            h = w / ar
-        elif w < ar * h:
-            w = h * ar
-        return center, np.array([w, h]) / geometry.PIXEL_STD * 1.5
+        cfg = self.config
+        low, high = chosen.min(axis=0), chosen.max(axis=0)
+        box = np.concatenate([low, geometry.box_extent(low, high, cfg.convention)])
+        _, scale = geometry.boxes_to_center_scale(
+            box, cfg.aspect_ratio, HALF_BODY_PADDING, cfg.convention
+        )
+        if (scale * geometry.PIXEL_STD < HALF_BODY_PADDING).any():
+            return None  # padded box under 1 px (coinciding keypoints under "hrnet")
+        return chosen.mean(axis=0), scale[0]
 
     def draw(
         self, keypoints: np.ndarray, center: np.ndarray, scale: np.ndarray, rng
@@ -207,7 +282,12 @@ class TopDownTransform:
 
         ``rng`` is a numpy Generator, or the nine numbers already drawn (seven uniform in
         [0, 1), two standard normal; :meth:`TopDownDataset.draws`). A sample always uses
-        all nine, so its parameters do not depend on which branches are taken.
+        all nine, so its parameters do not depend on which branches are taken, and each
+        decision has its own number (:data:`DRAW_SLOTS`): u0 < half_body_prob tries the
+        half body, u1 < half_body_upper_prob the upper body first, u2 < rotation_prob
+        rotates, u3 < flip_prob flips, u4..u6 give the brightness, contrast and saturation
+        factors 1 + j (2u - 1); z0 the scale factor clip(1 + sf z0, 1 - sf, 1 + sf) (never
+        shrinking the window below :data:`MIN_WINDOW`), z1 the angle clip(rf z1, -2 rf, 2 rf).
 
         Returns
         -------
@@ -219,7 +299,14 @@ class TopDownTransform:
             u = rng.random(7).tolist()
             z0, z1 = rng.standard_normal(2).tolist()
         else:
-            *u, z0, z1 = np.asarray(rng, dtype=np.float64).tolist()
+            values = np.asarray(rng, dtype=np.float64)
+            if values.shape != (9,):
+                raise ValueError(f"draws: expected nine numbers, got shape {values.shape}")
+            *u, z0, z1 = values.tolist()
+            if not (all(0.0 <= v < 1.0 for v in u) and math.isfinite(z0 + z1)):
+                raise ValueError(
+                    f"draws: expected seven numbers in [0, 1) then two finite, got {u + [z0, z1]}"
+                )
         jit = None
         if cfg.color_jitter:
             jit = tuple(1.0 + cfg.color_jitter * (2.0 * v - 1.0) for v in u[4:])
@@ -230,7 +317,11 @@ class TopDownTransform:
                 if hb is not None:
                     center, scale = hb
         sf, rf = cfg.scale_factor, cfg.rotation_factor
-        scale = scale * min(max(z0 * sf + 1.0, 1.0 - sf), 1.0 + sf)
+        factor = min(max(z0 * sf + 1.0, 1.0 - sf), 1.0 + sf)
+        smallest = geometry.PIXEL_STD * min(np.asarray(scale, np.float64).tolist())
+        if 0.0 < smallest and factor * smallest < MIN_WINDOW:
+            factor = max(factor, min(1.0, MIN_WINDOW / smallest))
+        scale = scale * factor
         rotation = min(max(z1 * rf, -2.0 * rf), 2.0 * rf) if u[2] < cfg.rotation_prob else 0.0
         flipped = u[3] < cfg.flip_prob
         return np.asarray(center, np.float64), np.asarray(scale, np.float64), rotation, flipped, jit
@@ -246,31 +337,16 @@ class TopDownTransform:
         """Image -> input crop and image -> heatmap affines (2, 3), the flip folded in.
 
         A flip mirrors the photo (x' = width - 1 - x, as the reference) before the crop,
-        whose centre is mirrored with it. The same matrices as
-        :func:`darkpose.geometry.crop_affine` composed with
-        :func:`darkpose.geometry.hflip_affine`, computed with scalars (one person: the
-        array version's overhead would dominate).
+        whose centre is mirrored with it: :func:`darkpose.geometry.crop_affine` at the
+        mirrored centre composed with :func:`darkpose.geometry.hflip_affine`.
         """
         cfg = self.config
-        cx, cy = float(center[0]), float(center[1])
-        src = float(scale[0]) * geometry.PIXEL_STD
-        rad = math.radians(rotation)
-        cos, sin = math.cos(rad), math.sin(rad)
-        fx = -1.0 if flipped else 1.0
         if flipped:
-            cx = image_width - 1.0 - cx
-        out = []
-        for w, h in (cfg.image_size, cfg.heatmap_size):
-            if cfg.convention == "darkpose":
-                k, dx, dy = (w - 1.0) / (src - 1.0), (w - 1.0) / 2.0, (h - 1.0) / 2.0
-            else:
-                k, dx, dy = w / src, w / 2.0, h / 2.0
-            a, b, c, d = k * cos, k * sin, -k * sin, k * cos
-            tx, ty = dx - a * cx - b * cy, dy - c * cx - d * cy
-            if flipped:  # (crop o flip)(p): flip x -> width - 1 - x first
-                tx, ty = tx + a * (image_width - 1.0), ty + c * (image_width - 1.0)
-            out.append(np.array([[fx * a, b, tx], [fx * c, d, ty]]))
-        return out[0], out[1]
+            center = (image_width - 1.0 - float(center[0]), float(center[1]))
+        a = geometry.crop_affine(center, scale, rotation, self._sizes, cfg.convention)
+        if flipped:
+            a = geometry.compose_affine(a, geometry.hflip_affine(image_width))
+        return a[0], a[1]
 
     # -- image ----------------------------------------------------------------------------
 
@@ -317,8 +393,11 @@ class TopDownTransform:
 
         Parameters
         ----------
-        image : (H_img, W_img, 3) uint8, BGR as decoded by OpenCV
-        instance : :class:`darkpose.data.base.PersonInstance` (center, scale, keypoints...)
+        image : (H_img, W_img, 3) uint8, BGR as decoded by OpenCV, not empty
+        instance : :class:`darkpose.data.base.PersonInstance` (center, scale, keypoints...);
+            a centre or scale that :func:`darkpose.geometry.crop_affine` rejects (not
+            finite, a window under 1 px, beyond 2**24 px) is a ValueError naming the
+            image and annotation
         rng : numpy Generator or the sample's nine numbers (see :meth:`draw`); required
             when ``train``
         to_rgb : output channels in RGB order (else BGR)
@@ -337,15 +416,25 @@ class TopDownTransform:
         heatmap coordinates of this crop).
         """
         cfg = self.config
+        where = f"{instance.image_path}: annotation id {instance.annotation_id}"
+        _check_image(image, where)
         keypoints = np.asarray(instance.keypoints, dtype=np.float64)
+        if keypoints.shape != (self.metadata.num_keypoints, 3):
+            raise ValueError(
+                f"{where}: keypoints: expected ({self.metadata.num_keypoints}, 3), "
+                f"got shape {keypoints.shape}"
+            )
         center = np.asarray(instance.center, dtype=np.float64)
         scale = np.asarray(instance.scale, dtype=np.float64)
         rotation, flipped, jitter = 0.0, False, None
-        if self.train:
-            if rng is None:
-                raise ValueError("a training transform needs a random generator (rng)")
-            center, scale, rotation, flipped, jitter = self.draw(keypoints, center, scale, rng)
-        a_in, a_hm = self.affines(center, scale, rotation, flipped, image.shape[1])
+        if self.train and rng is None:
+            raise ValueError("a training transform needs a random generator (rng)")
+        try:
+            if self.train:
+                center, scale, rotation, flipped, jitter = self.draw(keypoints, center, scale, rng)
+            a_in, a_hm = self.affines(center, scale, rotation, flipped, image.shape[1])
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from err
         crop = cv2.warpAffine(image, a_in, cfg.image_size, flags=cv2.INTER_LINEAR)
         pixels = self.normalize(crop, to_rgb, jitter)
 
@@ -371,7 +460,7 @@ class TopDownTransform:
             "keypoints": keypoints.copy(),
             "keypoints_heatmap": kp_hm,
             "image_to_input": a_in,
-            "heatmap_to_image": _invert(a_hm),
+            "heatmap_to_image": geometry.invert_affine(a_hm),
         }
         return sample
 
