@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from darkpose.data import CocoKeypointDataset, MpiiDataset, read_image
+from darkpose.data import CocoKeypointDataset, MpiiDataset, TopDownTransform, TransformConfig, read_image
 from darkpose.data.image import check_images
 
 ANN = "annotations/person_keypoints_train2017.json"
@@ -137,3 +137,15 @@ def test_mpii_exclude_images(tmp_path):
     kept = MpiiDataset(ann, tmp_path / "images", exclude_images=bad)
     assert kept.annotation_ids.tolist() == [0, 2]  # the file index, for PCKh order
     assert kept.image_ids.tolist() == [0, 1]
+
+
+def test_a_sample_whose_photo_has_another_size_than_the_annotations_is_an_error(tmp_path):
+    ann = small_dataset(tmp_path, [(80, 60), (81, 60)])
+    ds = CocoKeypointDataset(ann, tmp_path / "img")
+    assert ds[0]["image"].shape == (60, 80, 3)
+    with pytest.raises(ValueError, match=r"2\.png: decoded image is 80x60 \(W x H\), the annotations give 81x60"):
+        ds[1]
+    with_transform = CocoKeypointDataset(ann, tmp_path / "img", transform=TopDownTransform(TransformConfig()))
+    assert with_transform[0]["image"].shape == (3, 256, 192)
+    with pytest.raises(ValueError, match=r"2\.png: decoded image is 80x60"):
+        with_transform[(1, 1)]

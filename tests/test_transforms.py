@@ -550,7 +550,8 @@ def test_defaults_are_those_of_the_official_yaml_files(official_formats):
         ({"half_body_min_keypoints": -1}, "half_body_min_keypoints"),
         ({"sigma": float("nan")}, "sigma"),
         ({"sigma": float("inf")}, "sigma"),
-        ({"sigma": 0.0}, "sigma: expected a positive"),
+        ({"sigma": 0.0}, r"sigma: expected a number in \[0.166667, inf\)"),
+        ({"sigma": 0.16}, r"sigma: expected a number in \[0.166667, inf\)"),
         ({"std": (0.229, 0.0, 0.225)}, r"std: expected three finite positive numbers"),
         ({"std": (0.229, -0.2, 0.225)}, "std: expected three"),
         ({"std": (0.229, 0.224)}, "std: expected three"),
@@ -574,6 +575,7 @@ def test_config_accepts_the_edges():
     cfg = TransformConfig(image_size=(8, 8), heatmap_size=(2, 2), flip_prob=1, scale_factor=0,
                           rotation_factor=0, std=(1, 1, 1), mean=(0, 0, 0))
     assert cfg.heatmap_size == (2, 2) and cfg.std == (1.0, 1.0, 1.0)
+    assert cfg.sigma == 1 / 6  # H / 128 = 1/16 is raised to the codec's floor
     assert TransformConfig(image_size=(96, 128), heatmap_size=(48, 64)).heatmap_size == (48, 64)
 
 

@@ -120,6 +120,7 @@ class TopDownDataset(Dataset):
         transform=None,
         color: str = "rgb",
         seed: int = 0,
+        image_sizes=None,
     ) -> None:
         n = len(image_paths)
         k = metadata.num_keypoints
@@ -133,6 +134,11 @@ class TopDownDataset(Dataset):
         self.keypoints = np.asarray(keypoints, dtype=np.float64).reshape(n, k, 3)
         self.areas = np.asarray(areas, dtype=np.float64).reshape(n)
         self.scores = np.asarray(scores, dtype=np.float64).reshape(n)
+        # (N, 2) (W, H) the annotation file gives for each instance's image, or None: a decoded
+        # image of another size is an error naming the file
+        self.image_sizes = (
+            None if image_sizes is None else np.asarray(image_sizes, dtype=np.float64).reshape(n, 2)
+        )
         self.metadata = metadata
         self.transform = transform
         self.color = check_color(color)
@@ -188,13 +194,16 @@ class TopDownDataset(Dataset):
             score=float(self.scores[i]),
         )
 
+    def _expected_size(self, index: int):
+        return None if self.image_sizes is None else self.image_sizes[index]
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """The sample of ``key``: an index (epoch 0) or an ``(epoch, index)`` pair."""
         epoch, index = (0, key) if not isinstance(key, tuple) else _split_key(key)
         if self.transform is None:
             inst = self.instance(index)
             item = inst.as_dict()
-            item["image"] = read_image(inst.image_path, self.color)
+            item["image"] = read_image(inst.image_path, self.color, self._expected_size(index))
             item["index"] = int(index)
             return item
         i = self._index(index)
@@ -210,7 +219,7 @@ class TopDownDataset(Dataset):
             area=float(self.areas[i]),
             score=float(self.scores[i]),
         )
-        image = read_image(inst.image_path, "bgr")
+        image = read_image(inst.image_path, "bgr", self._expected_size(i))
         sample = self.transform(image, inst, draws, to_rgb=self.color == "rgb")
         sample["meta"]["index"] = i
         sample["meta"]["epoch"] = epoch

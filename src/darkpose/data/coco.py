@@ -177,7 +177,7 @@ class CocoKeypointDataset(TopDownDataset):
             boxes, valid = clean_boxes(boxes, sizes, convention)  # type: ignore[arg-type]
             valid &= ann_areas > 0
         else:
-            valid = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+            _, valid = clean_boxes(boxes, sizes, convention)  # type: ignore[arg-type]  # used unclipped
         self.num_skipped_degenerate = int((~valid).sum())
         if self.num_skipped_degenerate:
             what = "annotations" if detections is None else f"detections in {detections}"
@@ -218,8 +218,8 @@ class CocoKeypointDataset(TopDownDataset):
             transform=transform,
             color=color,
             seed=seed,
+            image_sizes=sizes,
         )
-        self.image_sizes = sizes
         logger.info("%s: %d person instances", where, len(self))
 
     def _ground_truth_rows(self, raw, where, images, k):

@@ -134,5 +134,4 @@ class MpiiDataset(TopDownDataset):
             color=color,
             seed=seed,
         )
-        self.image_sizes = None  # the MPII JSON gives no image sizes
         logger.info("%s: %d person instances", where, len(self))

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from darkpose import geometry
-from darkpose.codec import encode
+from darkpose.codec import MIN_SIGMA, encode
 from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -69,8 +69,9 @@ two standard normal): one number per decision, so changing one changes only its 
 
 def default_sigma(image_size: tuple[int, int]) -> float:
     """Target sigma of the official configs: H / 128 (1 at 128x96, 2 at 256x192 and
-    256x256, 3 at 384x288; DESIGN.md section 2). ``image_size`` is (W, H)."""
-    return image_size[1] / 128.0
+    256x256, 3 at 384x288; DESIGN.md section 2), and at least the codec's ``MIN_SIGMA`` (1/6,
+    reached below 22 px of input height). ``image_size`` is (W, H)."""
+    return max(image_size[1] / 128.0, MIN_SIGMA)
 
 
 def default_blur_kernel(image_size: tuple[int, int]) -> int:
@@ -188,9 +189,8 @@ class TransformConfig:
             raise ValueError(f"targets must be 'sample', 'batch' or 'none', got {self.targets!r}")
         if self.sigma is None:
             object.__setattr__(self, "sigma", default_sigma(self.image_size))
-        _check_number("sigma", self.sigma, 0.0, math.inf, high_open=True)
-        if not self.sigma > 0:
-            raise ValueError(f"sigma: expected a positive finite number, got {self.sigma!r}")
+        # the codec's floor (MIN_SIGMA = 1/6 px), checked here so a bad config fails when made
+        _check_number("sigma", self.sigma, MIN_SIGMA, math.inf, high_open=True)
         if self.convention not in geometry.CONVENTIONS:
             raise ValueError(
                 f"convention must be one of {geometry.CONVENTIONS}, got {self.convention!r}"
