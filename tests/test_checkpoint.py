@@ -26,26 +26,14 @@ from darkpose.models import (
 )
 from darkpose.models.resnet import ResNet
 
+from state_dicts import random_state_dict
+
 OFFICIAL = {  # state_dict.json file -> (registered name, num_joints)
     "coco_hrnet_w32_256x192_adam_lr1e-3": ("hrnet_w32", 17),
     "coco_hrnet_w48_384x288_adam_lr1e-3": ("hrnet_w48", 17),
     "coco_resnet_res50_256x192_d256x3_adam_lr1e-3": ("simple_baseline_r50", 17),
     "mpii_hrnet_w32_256x256_adam_lr1e-3": ("hrnet_w32", 16),
 }
-
-
-def random_state_dict(layout: dict[str, list[int]], seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state_dict with the given names and shapes, random values like a trained model's."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for key, shape in layout.items():
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(12345)
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            out[key] = torch.randn(shape, generator=g) * 0.05
-    return out
 
 
 def tiny_state(num_joints: int = 17, seed: int = 1) -> dict[str, torch.Tensor]:
