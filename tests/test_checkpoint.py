@@ -25,7 +25,6 @@ from darkpose.models import (
     save_checkpoint,
 )
 from darkpose.models.resnet import ResNet
-
 from state_dicts import random_state_dict
 
 OFFICIAL = {  # state_dict.json file -> (registered name, num_joints)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from codec_reference import decode_loop
-from darkpose.codec import DARK_MAX_STEP, MAX_BLUR_KERNEL, decode, encode, gaussian_kernel
+from darkpose.codec import MAX_BLUR_KERNEL, decode, encode, gaussian_kernel
 from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
 
 SIZE = (48, 64)  # (W, H)

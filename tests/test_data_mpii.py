@@ -104,7 +104,7 @@ def test_mpii_through_the_transform_and_back_into_pckh_order(tmp_path):
         {"image": "000001.png", "center": [101.0, 61.0], "scale": 0.0},
         {"image": "000002.png", "center": [61.0, 51.0], "scale": 0.5},
     ]
-    for e, j, v in zip(entries, joints, vis):
+    for e, j, v in zip(entries, joints, vis, strict=True):
         e.update(joints=j, joints_vis=v)
     ann = make_mpii(tmp_path, entries)
     missing = 1 - np.array(vis).T  # (16, N); the skipped entry has nothing to score

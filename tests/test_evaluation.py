@@ -209,7 +209,7 @@ def test_keypoint_results_nms_uses_the_given_sigmas(nms):
         assert oks_matrix(kp, areas, wide)[0, 1] > 0.99
         assert oks_matrix(kp, areas, narrow)[0, 1] < 0.01
 
-        def kept(sigmas):
+        def kept(sigmas, kp=kp, scores=scores, areas=areas):
             res = keypoint_results(kp, [7, 7, 7], scores, areas, nms=nms, sigmas=sigmas)
             return [round(r["score"], 6) for r in res]
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from state_dicts import random_state_dict
 from torch.nn.modules.module import (
     register_module_buffer_registration_hook,
     register_module_parameter_registration_hook,
@@ -33,6 +32,7 @@ from darkpose.models import (
 from darkpose.models.listing import parameter_counts
 from darkpose.models.listing import run as run_listing
 from darkpose.models.resnet import ResNet
+from state_dicts import random_state_dict
 
 OFFICIAL = {  # state_dict.json file -> (experiment YAML, registered name, num_joints)
     "coco_hrnet_w32_256x192_adam_lr1e-3": ("coco/hrnet/w32_256x192_adam_lr1e-3", "hrnet_w32", 17),

@@ -210,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
     for text, ok in checks:
         print(f"[{'met' if ok else 'MISSED'}] {text}")
     config = vars(args) | {"size": list(size)}
-    write_json(args.json, {"config": config, "machine": info, "results": results, "targets": dict(checks)}, force=args.force)
+    payload = {"config": config, "machine": info, "results": results, "targets": dict(checks)}
+    write_json(args.json, payload, force=args.force)
     return 0
 
 

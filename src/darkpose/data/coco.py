@@ -205,7 +205,7 @@ class CocoKeypointDataset(TopDownDataset):
         self.image_size = tuple(image_size)
         self.convention = convention
         super().__init__(
-            image_paths=[p for p, v in zip(paths, valid) if v],
+            image_paths=[p for p, v in zip(paths, valid, strict=True) if v],
             image_ids=image_ids,
             annotation_ids=ann_ids,
             boxes=boxes,

@@ -111,7 +111,7 @@ class MpiiDataset(TopDownDataset):
                 f"{where}: no person instances: {len(entries)} entries, {skipped} with a "
                 f"non-positive scale, {int((~keep).sum())} in excluded images"
             )
-        names = [nm for nm, kp in zip(names, keep) if kp]
+        names = [nm for nm, kp in zip(names, keep, strict=True) if kp]
         centers_a = np.asarray(centers, dtype=np.float64)[keep]
         scales_a = np.asarray(scales, dtype=np.float64)[keep]
         self.image_size = tuple(image_size)
