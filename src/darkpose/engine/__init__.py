@@ -1,0 +1,1 @@
+"""The engine: datasets from a config, the test loop, the training loop."""
