@@ -1,0 +1,1 @@
+"""The command modules behind `darkpose config`, `darkpose train` and `darkpose test`."""
