@@ -270,6 +270,30 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     return plain(dataclasses.asdict(cfg))
 
 
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """Set ``raw[a][b]... = value`` for ``key`` "a.b...", the keys checked against the
+    dataclass tree; below a mapping field (``model.options``) any key is accepted."""
+    node, cls = raw, Config
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        dotted = ".".join(parts[: i + 1])
+        if cls is not None:
+            names = [f.name for f in dataclasses.fields(cls)]
+            if part not in names:
+                raise ConfigError(f"{where}: unknown key '{dotted}'{_closest(part, names)}")
+            hint = typing.get_type_hints(cls)[part]
+            cls = hint if dataclasses.is_dataclass(hint) else None
+            free = hint is dict or typing.get_origin(hint) is dict
+            if i < len(parts) - 1 and cls is None and not free:
+                raise ConfigError(f"{where}: '{dotted}' is a value, not a section")
+        if i == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{where}: '{dotted}' is {node!r}, not a mapping")
+
+
 def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...], where: str = "--set") -> Config:
     """A new config with ``key=value`` overrides applied (dotted keys; values in YAML syntax)."""
     raw = config_to_dict(cfg)
@@ -281,17 +305,7 @@ def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...], where: 
             value = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise ConfigError(f"{where} {item!r}: the value is not valid YAML ({e})") from None
-        node = raw
-        parts = key.split(".")
-        for i, part in enumerate(parts[:-1]):
-            if not isinstance(node.get(part), dict) or part not in node:
-                valid = [k for k, v in node.items() if isinstance(v, dict)]
-                raise ConfigError(f"{where} {item!r}: unknown section '{'.'.join(parts[: i + 1])}'"
-                                  f"{_closest(part, valid)}")
-            node = node[part]
-        if parts[-1] not in node:
-            raise ConfigError(f"{where} {item!r}: unknown key '{key}'{_closest(parts[-1], list(node))}")
-        node[parts[-1]] = value
+        _set_dotted(raw, key, value, f"{where} {item!r}")
     return config_from_dict(raw, where)
 
 
