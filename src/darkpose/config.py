@@ -297,7 +297,7 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
 def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...], where: str = "--set") -> Config:
     """A new config with ``key=value`` overrides applied (dotted keys; values in YAML syntax)."""
     raw = config_to_dict(cfg)
-    for item in overrides:
+    for item in overrides:  # each one read at once, so that a type error names it
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"{where} {item!r}: expected key=value, e.g. train.lr=5e-4")
@@ -306,7 +306,8 @@ def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...], where: 
         except yaml.YAMLError as e:
             raise ConfigError(f"{where} {item!r}: the value is not valid YAML ({e})") from None
         _set_dotted(raw, key, value, f"{where} {item!r}")
-    return config_from_dict(raw, where)
+        cfg = config_from_dict(raw, f"{where} {item!r}")
+    return cfg
 
 
 def _read_yaml(path: Path) -> Any:
@@ -465,9 +466,10 @@ def validate_config(cfg: Config, where: str = "config") -> None:
     """
     from darkpose.codec import DECODE_METHODS, ENCODE_METHODS, MAX_BLUR_KERNEL
     from darkpose.engine.model import input_multiple, model_names, model_option_names
+    from darkpose.geometry import CONVENTIONS
 
-    for dotted, valid in {**CHOICES, "target.method": ENCODE_METHODS,
-                          "test.decode": DECODE_METHODS}.items():
+    for dotted, valid in {**CHOICES, "target.method": ENCODE_METHODS, "test.decode": DECODE_METHODS,
+                          "input.convention": CONVENTIONS}.items():
         _choice(_value(cfg, dotted), valid, where, dotted)
     for dotted, low, high, low_open, high_open in _RANGES:
         v = _value(cfg, dotted)
