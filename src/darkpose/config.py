@@ -3,9 +3,14 @@
 An experiment is one YAML file whose top-level keys are the sections below (``model``,
 ``data``, ``input``, ``target``, ``augment``, ``test``, ``train``) plus ``output_dir``; any
 key left out keeps its default. ``load_config(path, overrides)`` reads it (``yaml.safe_load``)
-into a :class:`Config`; ``--set key=value`` overrides use dotted keys (``train.lr=5e-4``),
-typed by the dataclass field. An unknown key is an error naming it, its file and the closest
-valid keys.
+into a :class:`Config`, applies ``--set key=value`` overrides (dotted keys, typed by the
+dataclass field: ``train.lr=5e-4``) and validates the result (:func:`validate_config`). An
+unknown key is an error naming it, its file and the closest valid keys; a bad value names
+the file and the field.
+
+An official HRNet/DarkPose yacs experiment (upper-case ``MODEL``, ``DATASET``, ...) is read
+unchanged by :func:`config_from_official`, which also returns the official keys that have no
+effect here (``load_config(..., ignored=list)``). docs/config.md has the tree and the mapping.
 
 Derived settings are not stored twice: the heatmap size, sigma and blur kernel default from
 the input size (``None`` = the official recipe's value), and the transform's settings are
