@@ -217,6 +217,9 @@ def test_hrnet_name_builds_any_layout():
                                      "model.options.stages=[]"])
     with pytest.raises(ConfigError, match="model: cannot build 'hrnet'.*either width"):
         build_model_from_config(bad, 17)
+    bad = apply_overrides(Config(), ["model.name=hrnet", "model.options.width='16'"])
+    with pytest.raises(ConfigError, match="width: expected a positive integer, got '16'"):
+        build_model_from_config(bad, 17)
 
 
 # -- official yacs files -------------------------------------------------------------------
@@ -352,8 +355,14 @@ def test_official_layout_that_is_no_registered_name_builds_exactly(official_form
         (lambda r: r["MODEL"].update(NUM_JOINTS=20), "MODEL.NUM_JOINTS: coco has 17 keypoints"),
         (lambda r: r["MODEL"].update(NAME="pose_vit"), "MODEL.NAME: expected pose_hrnet or pose_resnet"),
         (lambda r: r["MODEL"].update(TARGET_TYPE="offset"), "MODEL.TARGET_TYPE"),
+        (lambda r: r["MODEL"].update(NAME="pose_resnet", EXTRA={"NUM_LAYERS": 77}), "MODEL.EXTRA.NUM_LAYERS"),
+        (lambda r: r["MODEL"]["EXTRA"].pop("STAGE2"), "MODEL.EXTRA.STAGE2 is missing"),
         (lambda r: r["DATASET"].update(DATASET="crowdpose"), "DATASET.DATASET"),
         (lambda r: r.update(output_dir="runs"), "mixes official upper-case keys"),
+        (lambda r: r["TRAIN"].update(LR="fast"), "TRAIN.LR: expected a value like the official default 0.001"),
+        (lambda r: r["DATASET"].update(ROOT=None), "DATASET.ROOT: expected a value like the official default ''"),
+        (lambda r: r["TEST"].update(FLIP_TEST=1), "TEST.FLIP_TEST: expected a value like the official default False"),
+        (lambda r: r.update(TEST=[1]), "TEST: expected a mapping"),
     ],
 )
 def test_official_errors_name_file_and_key(official_formats, tmp_path, edit, expected):

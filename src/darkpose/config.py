@@ -523,7 +523,7 @@ def validate_config(cfg: Config, where: str = "config") -> None:
 # -- official HRNet / DarkPose (yacs) experiment files -------------------------------------
 
 OFFICIAL_DEFAULTS: dict[str, Any] = {
-    "OUTPUT_DIR": "", "LOG_DIR": "", "DATA_DIR": "", "GPUS": (0,), "WORKERS": 4,
+    "OUTPUT_DIR": "", "LOG_DIR": "", "DATA_DIR": "", "GPUS": None, "WORKERS": 4,  # GPUS: (0,)
     "PRINT_FREQ": 20, "AUTO_RESUME": False, "PIN_MEMORY": True, "RANK": 0,
     "CUDNN.BENCHMARK": True, "CUDNN.DETERMINISTIC": False, "CUDNN.ENABLED": True,
     "MODEL.NAME": "pose_hrnet", "MODEL.INIT_WEIGHTS": True, "MODEL.PRETRAINED": "",
@@ -553,7 +553,19 @@ OFFICIAL_DEFAULTS: dict[str, Any] = {
 }
 """Every key of the official yacs config (HRNet ``lib/config/default.py`` plus DarkPose's
 ``TEST.BLUR_KERNEL``) with its default, which a key left out of a file takes (yacs merges
-the file into these). ``MODEL.EXTRA`` is free-form (the network's layout)."""
+the file into these). ``MODEL.EXTRA`` is free-form (the network's layout); ``GPUS``, which
+files write as a string ``(0,1,2,3)``, takes any value (it is ignored)."""
+
+
+def _official_type(default: Any) -> tuple[type, ...] | None:
+    """The types a value of an official key with this default may have (None: any)."""
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, (int, float)):
+        return (int, float)
+    return (list, tuple) if isinstance(default, (list, tuple)) else (type(default),)
 
 _EXTRA_READ = {
     # MODEL.EXTRA keys the model builders read, per MODEL.NAME (STAGEn.* for HRNet)
@@ -581,6 +593,11 @@ def _flatten_official(raw: dict, where: str) -> dict[str, Any]:
                 level = [k for k in OFFICIAL_DEFAULTS if k.count(".") == dotted.count(".")
                          and k.rsplit(".", 1)[0] == dotted.rsplit(".", 1)[0]] or list(OFFICIAL_DEFAULTS)
                 raise ConfigError(f"{where}: unknown official key '{dotted}'{_closest(dotted, level)}")
+            types_ = _official_type(OFFICIAL_DEFAULTS[dotted])
+            if types_ is not None and (not isinstance(v, types_) or isinstance(v, bool) and bool not in types_):
+                default = OFFICIAL_DEFAULTS[dotted]
+                raise ConfigError(f"{where}: {dotted}: expected a value like the official default "
+                                  f"{default!r}, got {v!r}")
             flat[dotted] = v
     return flat
 

@@ -75,6 +75,8 @@ def hrnet_config_from_options(options: Mapping[str, Any]):
     width = opts.pop("width", None)
     if width is not None and "stages" in opts:
         raise ValueError("give either width (the official layout at that width) or stages")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+        raise ValueError(f"width: expected a positive integer, got {width!r}")
     fields = {}
     try:
         if width is not None:
@@ -130,6 +132,8 @@ def model_section_from_official(model: Mapping[str, Any]) -> tuple[str, dict[str
         options = simple_baseline_options_from_official(extra)
         defaults = {p.name: p.default for p in inspect.signature(simple_baseline).parameters.values()}
         depth = options.pop("depth")
+        if f"simple_baseline_r{depth}" not in model_names():
+            raise ValueError(f"MODEL.EXTRA.NUM_LAYERS: expected 18, 34, 50, 101 or 152, got {depth}")
         changed = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()
                    if v != defaults[k]}
         return f"simple_baseline_r{depth}", changed
