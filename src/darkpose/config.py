@@ -75,7 +75,7 @@ class DataConfig:
 
     Paths left ``None`` follow the official layout under ``root``: COCO
     ``annotations/person_keypoints_<set>.json`` and ``images/<set>/``; MPII
-    ``annotations/<set>.json``, ``annotations/gt_<set>.mat`` and ``images/``.
+    ``annot/<set>.json``, ``annot/gt_<set>.mat`` and ``images/`` (the official HRNet layout).
     """
 
     dataset: str = "coco"

@@ -24,7 +24,7 @@ def split_paths(cfg: Config, split: str) -> SplitPaths:
 
     Explicit paths (``data.train_ann``, ``data.val_images``, ...) win; otherwise the official
     layout under ``data.root``: COCO ``annotations/person_keypoints_<set>.json`` and
-    ``images/<set>/``; MPII ``annotations/<set>.json``, ``annotations/gt_<set>.mat`` and
+    ``images/<set>/``; MPII (HRNet's layout) ``annot/<set>.json``, ``annot/gt_<set>.mat`` and
     ``images/``.
     """
     if split not in ("train", "val"):
@@ -41,9 +41,9 @@ def split_paths(cfg: Config, split: str) -> SplitPaths:
         )
     if d.dataset == "mpii":
         return SplitPaths(
-            Path(ann) if ann else root / "annotations" / f"{name}.json",
+            Path(ann) if ann else root / "annot" / f"{name}.json",
             Path(images) if images else root / "images",
-            root / "annotations" / f"gt_{name}.mat",
+            root / "annot" / f"gt_{name}.mat",
         )
     raise ConfigError(f"data.dataset: expected 'coco' or 'mpii', got {d.dataset!r}")
 
