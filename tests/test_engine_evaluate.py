@@ -65,6 +65,7 @@ def ground_truth_model(dataset, cfg: Config, method: str = "unbiased") -> Ground
                                         torch.flip(pixels, dims=(-1,)))):
             hm = geometry.transform_points(kp[None, :, :2], input_to_heatmap[None])
             target, _ = encode(hm, kp[None, :, 2], t.heatmap_size, t.sigma, method)
+            assert _key(x) not in table, f"two crops with the same pixels ({inst.image_path})"
             table[_key(x)] = torch.from_numpy(np.asarray(target[0], dtype=np.float32))
     return GroundTruthModel(table)
 
@@ -178,7 +179,9 @@ def test_perfect_heatmaps_through_the_test_loop(coco_mini):
     results = keypoint_results(preds.keypoints, preds.image_ids, nms="none", rescoring=False)
     assert evaluate_coco(results, ds.ann_file)["AP"] == pytest.approx(0.9920216440248676, abs=1e-9)
     # the test recipe: rescoring and OKS NMS change the ranking a little (measured 0.99130)
+    assert model.training
     table = evaluate(model, cfg, dataset=ds, progress=False)
+    assert model.training  # given back in the mode it came in
     assert list(table)[:6] == ["AP", "AP50", "AP75", "APm", "APl", "AR"]
     assert table["AP"] == pytest.approx(0.9913, abs=1e-4)
 
@@ -311,3 +314,40 @@ def test_darkpose_test_refuses_detections_of_other_images(coco_mini, experiment,
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(f"darkpose test: {coco_mini / ANN}: no person instances: 0 detections in {dets}")
+
+
+def test_mpii_pckh_through_the_test_loop(tmp_path):
+    """PCKh of perfect heatmaps: predictions go back to annotation-file order (the middle
+    entry, scale 0, is skipped by the dataset and scores nothing)."""
+    import cv2
+    from scipy.io import savemat
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    # texture, so that every crop differs (the ground-truth model is keyed by its pixels)
+    texture = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), texture)
+    joints = [[[40.0 + 5 * i, 20.0 + 4 * i] for i in range(16)], [[50.0, 50.0]] * 16,
+              [[20.0 + 6 * i, 80.0 - 3 * i] for i in range(16)]]
+    entries = [{"image": "a.png", "center": c, "scale": s, "joints": j, "joints_vis": [1] * 16}
+               for c, s, j in zip(([81.0, 41.0], [101.0, 61.0], [61.0, 51.0]), (0.4, 0.0, 0.5),
+                                  joints, strict=True)]
+    (tmp_path / "annotations" / "valid.json").write_text(json.dumps(entries))
+    missing = np.zeros((16, 3))
+    missing[:, 1] = 1
+    corners = np.array([[[0.0, 0.0]] * 3, [[5.0, 5.0]] * 3]).transpose(0, 2, 1)
+    savemat(tmp_path / "annotations" / "gt_valid.mat", {
+        "pos_gt_src": np.array(joints).transpose(1, 2, 0), "jnt_missing": missing,
+        "headboxes_src": corners})
+    cfg = apply_overrides(Config(), [f"data.root={tmp_path}", "data.dataset=mpii", "data.metadata=mpii",
+                                     "data.val_set=valid", "data.workers=0", "input.image_size=[256, 256]"])
+    ds = build_dataset(cfg, "val", train=False)
+    assert ds.annotation_ids.tolist() == [0, 2]
+    table = evaluate(ground_truth_model(ds, cfg), cfg, dataset=ds, progress=False,
+                     results_path=tmp_path / "pred.json")
+    assert table == {name: 100.0 for name in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee",
+                                               "Ankle", "Mean", "Mean@0.1")}
+    rows = json.loads((tmp_path / "pred.json").read_text())
+    assert [r["index"] for r in rows] == [0, 1, 2] and not any(rows[1]["keypoints"])
+    with pytest.raises(FileExistsError, match="pred.json already exists; pass --overwrite"):
+        evaluate(ground_truth_model(ds, cfg), cfg, dataset=ds, results_path=tmp_path / "pred.json")
