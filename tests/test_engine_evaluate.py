@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 
 from darkpose import geometry
-from darkpose.codec import encode
+from darkpose.bench.oracle import ground_truth_models
 from darkpose.config import Config, apply_overrides, transform_config
 from darkpose.data import CocoKeypointDataset, TopDownTransform, read_image
 from darkpose.engine.data import build_dataset
@@ -31,43 +30,10 @@ def mini_config(coco_mini, *overrides: str) -> Config:
     ])
 
 
-def _key(image: torch.Tensor) -> bytes:
-    return hashlib.sha1(image.contiguous().cpu().numpy().tobytes()).digest()
-
-
-class GroundTruthModel(nn.Module):
-    """Returns the encoded ground truth of each input crop it was built for (keyed by the
-    crop's pixels), and of the crop's mirror image."""
-
-    def __init__(self, table: dict[bytes, torch.Tensor]) -> None:
-        super().__init__()
-        self.table = table
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.table[_key(x)] for x in images])
-
-
-def ground_truth_model(dataset, cfg: Config, method: str = "unbiased") -> GroundTruthModel:
-    t = transform_config(cfg, "none")
-    pairs = dataset.metadata.flip_pairs
-    table = {}
-    for i in range(len(dataset)):
-        inst = dataset.instance(i)
-        image = read_image(inst.image_path, "bgr")
-        crop = crop_person(image, inst.center, inst.scale, t.image_size, t.convention)
-        input_to_heatmap = geometry.compose_affine(
-            geometry.invert_affine(crop.heatmap_to_image), geometry.invert_affine(crop.image_to_input)
-        )
-        kp_in = inst.keypoints.copy()
-        kp_in[:, :2] = geometry.transform_points(kp_in[None, :, :2], crop.image_to_input[None])[0]
-        pixels = torch.from_numpy(crop.pixels)
-        for kp, x in ((kp_in, pixels), (geometry.flip_keypoints(kp_in, t.image_size[0], pairs),
-                                        torch.flip(pixels, dims=(-1,)))):
-            hm = geometry.transform_points(kp[None, :, :2], input_to_heatmap[None])
-            target, _ = encode(hm, kp[None, :, 2], t.heatmap_size, t.sigma, method)
-            assert _key(x) not in table, f"two crops with the same pixels ({inst.image_path})"
-            table[_key(x)] = torch.from_numpy(np.asarray(target[0], dtype=np.float32))
-    return GroundTruthModel(table)
+def ground_truth_model(dataset, cfg: Config, method: str = "unbiased"):
+    """A model returning the encoded ground truth of each crop of ``dataset`` and of its
+    mirror image (the oracle's)."""
+    return ground_truth_models(dataset, cfg, (method,), flip=True)["models"][method]
 
 
 # -- 1. the crop ------------------------------------------------------------------------
