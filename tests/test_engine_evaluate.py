@@ -55,6 +55,8 @@ def test_crop_person_is_the_test_transform(coco_mini, convention):
             np.testing.assert_array_equal(crop.pixels, sample["image"].numpy())
             np.testing.assert_array_equal(crop.image_to_input, sample["meta"]["image_to_input"])
             np.testing.assert_array_equal(crop.heatmap_to_image, sample["meta"]["heatmap_to_image"])
+            kp_hm = geometry.transform_points(inst.keypoints[None, :, :2], crop.image_to_heatmap[None])[0]
+            np.testing.assert_array_equal(kp_hm, sample["meta"]["keypoints_heatmap"][:, :2])
 
 
 def test_crop_person_takes_any_image_and_names_bad_input():

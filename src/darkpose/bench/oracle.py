@@ -124,7 +124,7 @@ def ground_truth_models(
                            heatmap_size=t.heatmap_size, to_rgb=dataset.color == "rgb",
                            mean=t.mean, std=t.std)
         to_image[i] = crop.heatmap_to_image
-        to_heatmap = geometry.invert_affine(crop.heatmap_to_image)
+        to_heatmap = crop.image_to_heatmap
         pixels = torch.from_numpy(crop.pixels)
         views = [(inst.keypoints[None, :, :2], inst.keypoints[None, :, 2], to_heatmap, pixels)]
         if flip:  # in the input crop: mirror x' = W - 1 - x and swap left and right

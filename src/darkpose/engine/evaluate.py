@@ -38,12 +38,14 @@ class Crop:
     pixels : (3, H, W) float32, normalised as ``(value / 255 - mean) / std`` with the
         ImageNet mean and std; channels R, G, B (B, G, R with ``to_rgb=False``)
     image_to_input : (2, 3) float64, image pixels -> input crop pixels
-    heatmap_to_image : (2, 3) float64, heatmap pixels -> image pixels (recovers decoded
-        coordinates)
+    image_to_heatmap : (2, 3) float64, image pixels -> heatmap pixels (places keypoints for
+        targets)
+    heatmap_to_image : (2, 3) float64, its inverse (recovers decoded coordinates)
     """
 
     pixels: np.ndarray
     image_to_input: np.ndarray
+    image_to_heatmap: np.ndarray
     heatmap_to_image: np.ndarray
 
 
@@ -110,7 +112,7 @@ def crop_person(
     for c in range(3):
         p = planes[order[c]]
         cv2.addWeighted(p, float(a[c]), p, 0.0, float(b[c]), dst=pixels[c], dtype=cv2.CV_32F)
-    return Crop(pixels, a_in, geometry.invert_affine(a_hm))
+    return Crop(pixels, a_in, a_hm, geometry.invert_affine(a_hm))
 
 
 def _heatmaps(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
