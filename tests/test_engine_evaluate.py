@@ -236,6 +236,8 @@ def test_darkpose_test_end_to_end(coco_mini, experiment, capsys):
     ("extra", "message"),
     [
         (["data.val_ann=/nonexistent/ann.json"], r"data\.val_ann: file not found: /nonexistent/ann\.json"),
+        (["data.val_ann=null", "data.root=/nonexistent"],
+         r"data\.val_ann: file not found: /nonexistent/annotations/person_keypoints_train2017\.json"),
         (["data.val_images=/nonexistent/images"], r"data\.val_images: folder not found"),
         (["test.flip=false"], r"unknown key 'test\.flip'; did you mean .*flip_test"),
         (["test.use_gt_boxes=false"], r"test\.detections: required when test\.use_gt_boxes is false"),
@@ -267,6 +269,23 @@ def test_darkpose_test_refuses_a_checkpoint_of_another_model(coco_mini, experime
             assert "2 of another shape; e.g. final_layer.weight: file [16, 8, 1, 1], model [17, 8, 1, 1]" in err
         else:
             assert "250 missing, 120 unexpected, 16 of another shape" in err
+
+
+def test_darkpose_test_names_a_missing_image_read_in_a_worker(coco_mini, experiment, tmp_path, capsys):
+    from darkpose.cli import main
+
+    cfg, weights = experiment
+    raw = json.loads((coco_mini / ANN).read_text())
+    raw["images"][3]["file_name"] = "missing.jpg"
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(raw))
+    argv = ["test", str(cfg), "--checkpoint", str(weights), *mini_args(coco_mini, f"data.val_ann={ann}",
+                                                                          "data.workers=1")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err  # after the progress bar: the worker's error, in one line
+    assert "Traceback" not in err and "Caught" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"darkpose test: image file not found: {coco_mini / 'train2017' / 'missing.jpg'}")
 
 
 def test_darkpose_test_refuses_detections_of_other_images(coco_mini, experiment, tmp_path, capsys, caplog):

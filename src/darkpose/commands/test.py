@@ -97,5 +97,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except (ValueError, CheckpointError, FileNotFoundError, FileExistsError, IsADirectoryError) as e:
-        print(f"{PROG}: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"{PROG}: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _one_line(error: Exception) -> str:
+    """The message's first line; of an error re-raised from a DataLoader worker ("Caught
+    ValueError in DataLoader worker process 0." then the worker's traceback), the original
+    message, the traceback's last line."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    if lines[0].startswith("Caught ") and len(lines) > 1:
+        return lines[-1].split(": ", 1)[-1]
+    return lines[0]
