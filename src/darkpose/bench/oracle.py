@@ -1,11 +1,13 @@
 """``darkpose bench oracle``: the COCO AP that perfect heatmaps would give.
 
 For every COCO person with keypoints: its ground-truth box, the test-time crop of the
-photo (:class:`darkpose.data.TopDownTransform`, ``train=False``) at each input size, the
-ground-truth keypoints encoded as target heatmaps (stride 4, sigma H/128) through the
-heatmap-space affine, decoded with each codec (blur kernel 3 at 128x96, 11 otherwise),
-recovered to image coordinates with the inverse heatmap affine and scored by pycocotools
-against the same annotations. Every prediction has score 1 (box and keypoints), so the
+photo (:func:`darkpose.engine.evaluate.crop_person`) at each input size, the ground-truth
+keypoints encoded as target heatmaps (stride 4, sigma H/128) through the heatmap-space
+affine. A :class:`GroundTruthModel` returns these targets for its crops, and the test loop
+that ``darkpose test`` runs (:func:`darkpose.engine.evaluate.predict`: crops, optional flip
+test, decode with each codec and the config's blur kernel, 3 at 128x96, 11 otherwise,
+recovery to image coordinates) gives the keypoints, scored by pycocotools against the same
+annotations. Every prediction has score 1 (box and keypoints) and there is no NMS, so the
 rows differ only by where the keypoints land.
 
 The "ceiling" row: the exact ground-truth coordinates clipped to the heatmap frame
@@ -26,18 +28,23 @@ noise-free targets), clipped to the frame where it is.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 from tqdm import tqdm
 
 from darkpose import geometry
 from darkpose.bench._common import argument, json_target_refused, parse_size, parse_sizes, write_json
-from darkpose.codec import DARK_MAX_STEP
-from darkpose.data import CocoKeypointDataset, TopDownTransform, TransformConfig, read_image
-from darkpose.data.transforms import default_blur_kernel, default_sigma
+from darkpose.codec import DARK_MAX_STEP, encode
+from darkpose.config import Config, transform_config
+from darkpose.data import CocoKeypointDataset, read_image
+from darkpose.engine.evaluate import blur_kernel, crop_person, predict
 from darkpose.evaluation import evaluate_coco, keypoint_results, load_coco_gt
 
 SIZES: tuple[str, ...] = ("128x96", "256x192", "384x288")
@@ -64,6 +71,100 @@ def json_key(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
+def _key(pixels: torch.Tensor) -> bytes:
+    return hashlib.sha1(pixels.contiguous().cpu().numpy().tobytes()).digest()
+
+
+class GroundTruthModel(nn.Module):
+    """A "network" whose output is the encoded ground truth of each input crop it was given
+    with :meth:`add` (looked up by the crop's pixels): perfect heatmaps, through the code
+    users run (:func:`darkpose.engine.evaluate.predict`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table: dict[bytes, torch.Tensor] = {}
+
+    def add(self, pixels: torch.Tensor, heatmaps: torch.Tensor, where: str = "") -> None:
+        key = _key(pixels)
+        if key in self.table:
+            raise ValueError(f"two crops with the same pixels ({where}): the model cannot tell them apart")
+        self.table[key] = heatmaps
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.table[_key(x)] for x in images])
+
+
+def ground_truth_models(
+    dataset, cfg: Config, encode_methods=("unbiased",), flip: bool = False, progress: bool = False
+) -> dict:
+    """A :class:`GroundTruthModel` per encode method for the test-time crops of ``dataset``
+    (:func:`darkpose.engine.evaluate.crop_person` with ``cfg.input``), its targets at the
+    heatmap size with sigma ``cfg.target.sigma`` (default H / 128); with ``flip``, also the
+    targets of each crop's mirror image (the keypoints mirrored in the input crop, left and
+    right swapped), what flip test feeds the model.
+
+    Returns
+    -------
+    dict with "models" {method: GroundTruthModel}, "targets" {method: (N, K, h, w)} of the
+    plain crops, "heatmap_to_image" (N, 2, 3), "keypoints_heatmap" (N, K, 2) exact
+    heatmap-space ground truth, "labelled" (N, K) bool, "heatmap_size" (w, h), "sigma".
+    """
+    t = transform_config(cfg, "none")
+    pairs = dataset.metadata.flip_pairs
+    n = len(dataset)
+    models = {m: GroundTruthModel() for m in encode_methods}
+    targets = {m: [] for m in encode_methods}
+    to_image = np.zeros((n, 2, 3))
+    sizes = dataset.image_sizes
+    for i in tqdm(range(n), desc=f"crop+encode {t.image_size[1]}x{t.image_size[0]}",
+                  disable=not progress, file=sys.stderr, leave=False):
+        inst = dataset.instance(i)
+        image = read_image(inst.image_path, "bgr", None if sizes is None else sizes[i])
+        crop = crop_person(image, inst.center, inst.scale, t.image_size, t.convention,
+                           heatmap_size=t.heatmap_size, to_rgb=dataset.color == "rgb",
+                           mean=t.mean, std=t.std)
+        to_image[i] = crop.heatmap_to_image
+        to_heatmap = crop.image_to_heatmap
+        pixels = torch.from_numpy(crop.pixels)
+        views = [(inst.keypoints[None, :, :2], inst.keypoints[None, :, 2], to_heatmap, pixels)]
+        if flip:  # in the input crop: mirror x' = W - 1 - x and swap left and right
+            kp_in = inst.keypoints.copy()
+            kp_in[:, :2] = geometry.transform_points(kp_in[None, :, :2], crop.image_to_input[None])[0]
+            kp_in = geometry.flip_keypoints(kp_in, t.image_size[0], pairs)
+            input_to_heatmap = geometry.compose_affine(to_heatmap, geometry.invert_affine(crop.image_to_input))
+            views.append((kp_in[None, :, :2], kp_in[None, :, 2], input_to_heatmap,
+                          torch.flip(pixels, dims=(-1,))))
+        for v, (kp, visible, affine, x) in enumerate(views):
+            hm = geometry.transform_points(kp, affine[None])
+            for m in encode_methods:
+                target = np.asarray(encode(hm, visible, t.heatmap_size, t.sigma, m)[0][0], np.float32)
+                target = torch.from_numpy(target)
+                models[m].add(x, target, f"{inst.image_path}, annotation id {inst.annotation_id}")
+                if v == 0:
+                    targets[m].append(target)
+    kp_hm = geometry.transform_points(dataset.keypoints[..., :2], geometry.invert_affine(to_image))
+    return {
+        "models": models,
+        "targets": {m: torch.stack(v).numpy() for m, v in targets.items()},
+        "heatmap_to_image": to_image,
+        "keypoints_heatmap": kp_hm,
+        "labelled": dataset.keypoints[..., 2] > 0,
+        "heatmap_size": t.heatmap_size,
+        "sigma": t.sigma,
+    }
+
+
+def oracle_config(ann: str | Path, images: str | Path, size: tuple[int, int], convention: str = "darkpose",
+                  flip: bool = False) -> Config:
+    """The experiment config of the oracle: ``ann``/``images`` as the validation split, input
+    ``size`` (W, H), the official sigma and blur kernel of that size, no workers."""
+    cfg = Config()
+    cfg.data = dataclasses.replace(cfg.data, val_ann=str(ann), val_images=str(images), workers=0)
+    cfg.input = dataclasses.replace(cfg.input, image_size=tuple(size), convention=convention)
+    cfg.test = dataclasses.replace(cfg.test, flip_test=flip)
+    return cfg
+
+
 def oracle_heatmaps(
     ann: str | Path,
     images: str | Path,
@@ -71,47 +172,20 @@ def oracle_heatmaps(
     encode_methods=("quantized", "unbiased"),
     convention: str = "darkpose",
     progress: bool = False,
+    flip: bool = False,
 ) -> dict:
     """Test-time crops of every person of ``ann`` at input ``size`` (W, H), with the
-    ground truth encoded as targets by each encode method.
+    ground truth encoded as targets by each encode method (:func:`ground_truth_models`).
 
     Returns
     -------
-    dict with "dataset" (:class:`CocoKeypointDataset`), "targets" {method: (N, K, h, w)},
-    "heatmap_to_image" (N, 2, 3), "keypoints_heatmap" (N, K, 2) exact heatmap-space ground
-    truth, "labelled" (N, K) bool, "heatmap_size" (w, h), "sigma".
+    the dict of :func:`ground_truth_models` with "dataset" (:class:`CocoKeypointDataset`)
+    and "config" (:func:`oracle_config`) added.
     """
-    sigma = default_sigma(size)
-    transforms = {
-        m: TopDownTransform(
-            TransformConfig(image_size=size, sigma=sigma, encode_method=m, convention=convention),
-            train=False,
-        )
-        for m in encode_methods
-    }
+    cfg = oracle_config(ann, images, size, convention, flip)
     ds = CocoKeypointDataset(ann, images, image_size=size, convention=convention)
-    n = len(ds)
-    targets: dict[str, list[np.ndarray]] = {m: [] for m in encode_methods}
-    to_image = np.zeros((n, 2, 3))
-    for i in tqdm(range(n), desc=f"crop+encode {size[1]}x{size[0]}", disable=not progress,
-                  file=sys.stderr, leave=False):
-        inst = ds.instance(i)
-        image = read_image(inst.image_path, "bgr")
-        for m, t in transforms.items():
-            s = t(image, inst)
-            targets[m].append(s["target"].numpy())
-        to_image[i] = s["meta"]["heatmap_to_image"]
-    hm_size = transforms[encode_methods[0]].config.heatmap_size
-    kp_hm = geometry.transform_points(ds.keypoints[..., :2], geometry.invert_affine(to_image))
-    return {
-        "dataset": ds,
-        "targets": {m: np.stack(v) for m, v in targets.items()},
-        "heatmap_to_image": to_image,
-        "keypoints_heatmap": kp_hm,
-        "labelled": ds.keypoints[..., 2] > 0,
-        "heatmap_size": hm_size,
-        "sigma": sigma,
-    }
+    data = ground_truth_models(ds, cfg, encode_methods, flip, progress)
+    return {**data, "dataset": ds, "config": cfg}
 
 
 def _clip(kp: np.ndarray, w: int, h: int, margin: float) -> np.ndarray:
@@ -121,12 +195,15 @@ def _clip(kp: np.ndarray, w: int, h: int, margin: float) -> np.ndarray:
     return out
 
 
-def _ap(coords_hm: np.ndarray, data: dict, gt) -> float:
-    ds = data["dataset"]
-    xy = geometry.transform_points(coords_hm, data["heatmap_to_image"])
+def _ap(xy: np.ndarray, data: dict, gt) -> float:
+    """AP of image coordinates (N, K, 2), every prediction scored 1, no NMS."""
     kps = np.concatenate([xy, np.ones(xy.shape[:2] + (1,))], axis=-1)
-    res = keypoint_results(kps, ds.image_ids, nms="none", rescoring=False)
+    res = keypoint_results(kps, data["dataset"].image_ids, nms="none", rescoring=False)
     return evaluate_coco(res, gt)["AP"]
+
+
+def _ap_heatmap(coords_hm: np.ndarray, data: dict, gt) -> float:
+    return _ap(geometry.transform_points(coords_hm, data["heatmap_to_image"]), data, gt)
 
 
 def oracle_table(
@@ -136,8 +213,13 @@ def oracle_table(
     codecs=CODECS,
     convention: str = "darkpose",
     progress: bool = False,
+    flip: bool = False,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict]]:
     """AP per input size x codec pair, plus the ceiling.
+
+    The codec rows run the test loop users run: :func:`darkpose.engine.evaluate.predict`
+    with a :class:`GroundTruthModel` (its crops, flip test when ``flip``, the decode with the
+    config's blur kernel, recovery), then ``keypoint_results`` and ``evaluate_coco``.
 
     Parameters
     ----------
@@ -145,6 +227,7 @@ def oracle_table(
     sizes : input sizes "HxW" as the paper writes them
     codecs : (encode, decode) pairs
     convention : geometry convention
+    flip : flip test (the model also returns the targets of the mirrored crops)
 
     Returns
     -------
@@ -155,8 +238,6 @@ def oracle_table(
         errors[codec] = per-keypoint |decoded - exact| in heatmap pixels for labelled
         keypoints inside the frame, split by distance to the frame edge.
     """
-    from darkpose.codec import decode
-
     parsed = [parse_size(text) for text in sizes]  # every size checked before any work
     if not parsed:
         raise ValueError("sizes: expected at least one input size HEIGHTxWIDTH, got none")
@@ -165,7 +246,8 @@ def oracle_table(
     details: dict[str, dict] = {}
     for size in parsed:
         methods = tuple(dict.fromkeys(e for e, _ in codecs))
-        data = oracle_heatmaps(ann, images, size, methods, convention, progress)
+        data = oracle_heatmaps(ann, images, size, methods, convention, progress, flip)
+        to_heatmap = geometry.invert_affine(data["heatmap_to_image"])
         w, h = data["heatmap_size"]
         kp = data["keypoints_heatmap"]
         lab = data["labelled"]
@@ -174,11 +256,13 @@ def oracle_table(
         edge = np.minimum.reduce([kp[..., 0], w - 1 - kp[..., 0], kp[..., 1], h - 1 - kp[..., 1]])
         row: dict[str, float] = {}
         errs: dict[str, dict[str, float]] = {}
-        blur = default_blur_kernel(size)
+        blur = blur_kernel(data["config"])
         for enc, dec in codecs:
-            coords, _ = decode(data["targets"][enc], method=dec, blur_kernel=blur)
-            coords = np.asarray(coords, dtype=np.float64)
-            row[f"{enc}+{dec}"] = _ap(coords, data, gt)
+            cfg = data["config"]
+            cfg.test = dataclasses.replace(cfg.test, decode=dec)
+            preds = predict(data["models"][enc], data["dataset"], cfg, progress=False)
+            row[f"{enc}+{dec}"] = _ap(preds.keypoints[..., :2], data, gt)
+            coords = geometry.transform_points(preds.keypoints[..., :2], to_heatmap)
             err = np.linalg.norm(coords - kp, axis=-1)
             errs[f"{enc}+{dec}"] = {
                 band: float(err[lab & inside & m].mean()) if (lab & inside & m).any() else 0.0
@@ -188,14 +272,14 @@ def oracle_table(
                     ("edge>=6", edge >= 6),
                 )
             }
-        row["ceiling"] = _ap(_clip(kp, w, h, 0.0), data, gt)
+        row["ceiling"] = _ap_heatmap(_clip(kp, w, h, 0.0), data, gt)
         if "unbiased" in data["targets"]:
             reach = _clip(kp, w, h, DARK_REACH)
             empty = data["targets"]["unbiased"].max(axis=(2, 3)) <= 0
             reach[empty] = 0.0
-            row[f"ceiling+{DARK_REACH:g}px"] = _ap(reach, data, gt)
+            row[f"ceiling+{DARK_REACH:g}px"] = _ap_heatmap(reach, data, gt)
             tails = np.where(empty[..., None], _clip(kp, w, h, 0.0), kp)
-            row["ceiling+tails"] = _ap(tails, data, gt)
+            row["ceiling+tails"] = _ap_heatmap(tails, data, gt)
         key = json_key(size)
         table[key] = row
         details[key] = {
@@ -257,6 +341,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: {','.join(SIZES)})",
     )
     parser.add_argument("--convention", default="darkpose", choices=geometry.CONVENTIONS)
+    parser.add_argument("--flip-test", action="store_true",
+                        help="flip test (the model also returns the targets of the mirrored crops)")
     parser.add_argument("--json", type=Path, help="write the table as JSON to this path")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     parser.add_argument("--errors", action="store_true",
@@ -269,14 +355,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         table, details = oracle_table(args.ann, args.images, args.sizes, CODECS, args.convention,
-                                      progress=True)
+                                      progress=True, flip=args.flip_test)
     except (FileNotFoundError, ValueError) as e:
         print(f"darkpose bench oracle: {e}", file=sys.stderr)
         return 2
     any_d = next(iter(details.values()))
     print(
         f"COCO AP of perfect heatmaps: {args.ann} ({any_d['persons']} persons, "
-        f"{any_d['labelled']} labelled keypoints), convention {args.convention}, stride 4"
+        f"{any_d['labelled']} labelled keypoints), convention {args.convention}, stride 4, "
+        f"flip test {'on' if args.flip_test else 'off'}"
     )
     print(format_table(table, details))
     if args.errors:

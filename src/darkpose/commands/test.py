@@ -1,0 +1,111 @@
+"""``darkpose test CONFIG [--checkpoint F]``: the COCO AP table or the MPII PCKh table.
+
+The model of the config (``model``), its weights from ``--checkpoint`` (else
+``model.init_checkpoint``), the validation split of ``data`` with the boxes, flip test,
+decode, rescoring and NMS of ``test`` (:func:`darkpose.engine.evaluate.evaluate`). The
+predictions are written to ``--results`` (default ``<output_dir>/results_<val_set>.json``),
+never over an existing file unless ``--overwrite``. Bad input (a config typo, a missing file,
+a checkpoint of another model) is one line on stderr naming the file or field, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PROG = "darkpose test"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="experiment YAML (ours or an official yacs file)")
+    parser.add_argument("--checkpoint", type=Path, help="weights to evaluate (default: model.init_checkpoint)")
+    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
+                        metavar="KEY=VALUE", help="config overrides, e.g. test.flip_test=false")
+    parser.add_argument("--results", type=Path,
+                        help="results JSON to write (default: <output_dir>/results_<val_set>.json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing results file")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+
+
+def _load_weights(model, path: Path, cfg, num_joints: int) -> None:
+    """``load_checkpoint`` (strict), a mismatch told in one line naming the file."""
+    from darkpose.models import CheckpointMismatchError, load_checkpoint
+
+    try:
+        load_checkpoint(model, path)
+    except CheckpointMismatchError as e:
+        r = e.report
+        parts = [f"{len(v)} {what}" for v, what in ((r.missing, "missing"), (r.unexpected, "unexpected"),
+                                                     (r.mismatched, "of another shape")) if v]
+        example = (f"; e.g. {r.mismatched[0][0]}: file {list(r.mismatched[0][1])}, model "
+                   f"{list(r.mismatched[0][2])}" if r.mismatched else "")
+        raise ValueError(
+            f"{path}: not a checkpoint of model.name={cfg.model.name!r} with {num_joints} keypoints "
+            f"(data.metadata={cfg.data.metadata!r}): tensors {', '.join(parts) or 'unmatched'}{example}"
+        ) from None
+
+
+def _format(table: dict[str, float]) -> str:
+    width = max(len(k) for k in table)
+    return "\n".join(f"  {k:<{width}}  {v:8.4f}" for k, v in table.items())
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from darkpose._files import check_target
+    from darkpose.config import load_config
+    from darkpose.data import load_metadata
+    from darkpose.engine.data import build_dataset, split_paths
+    from darkpose.engine.evaluate import evaluate
+    from darkpose.engine.model import build_model_from_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine")
+    results = args.results or Path(cfg.output_dir) / f"results_{cfg.data.val_set}.json"
+    if args.results is not None or results.parent.is_dir():
+        check_target(results, args.overwrite, "results file", "--overwrite")
+    metadata = load_metadata(cfg.data.metadata)
+    dataset = build_dataset(cfg, "val", train=False)
+    model = build_model_from_config(cfg, metadata.num_keypoints)
+    checkpoint = args.checkpoint or cfg.model.init_checkpoint
+    if checkpoint is None:
+        print(f"{PROG}: warning: no --checkpoint and no model.init_checkpoint: evaluating "
+              "randomly initialised weights", file=sys.stderr)
+    else:
+        _load_weights(model, Path(checkpoint), cfg, metadata.num_keypoints)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    table = evaluate(model, cfg, device=args.device, dataset=dataset, results_path=results,
+                     overwrite=args.overwrite)
+    what = "PCKh" if cfg.data.dataset == "mpii" else "COCO keypoints"
+    print(f"{what}: {split_paths(cfg, 'val').annotations} ({len(dataset)} persons), model "
+          f"{cfg.model.name}, weights {checkpoint or 'random'}, flip test "
+          f"{'on' if cfg.test.flip_test else 'off'}, decode {cfg.test.decode}")
+    print(_format(table))
+    print(f"results: {results}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from darkpose.models import CheckpointError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except (ValueError, CheckpointError, FileNotFoundError, FileExistsError, IsADirectoryError) as e:
+        print(f"{PROG}: {_one_line(e)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(error: Exception) -> str:
+    """The message's first line; of an error re-raised from a DataLoader worker ("Caught
+    ValueError in DataLoader worker process 0." then the worker's traceback), the original
+    message, the traceback's last line."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    if lines[0].startswith("Caught ") and len(lines) > 1:
+        return lines[-1].split(": ", 1)[-1]
+    return lines[0]

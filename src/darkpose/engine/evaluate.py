@@ -1,0 +1,349 @@
+"""Test time: the crop of one person, flip test, the prediction loop and the metric table.
+
+The same code serves ``darkpose test``, validation during training and the oracle
+(``darkpose bench oracle``)::
+
+    crop_person(image, center, scale, size, convention) -> Crop (pixels, affines)
+    flip_test(model, images, flip_pairs, shift)          -> heatmaps (N, K, h, w)
+    predict(model, dataset, cfg, device=...)             -> Predictions (image pixels)
+    evaluate(model, cfg, device=...)                     -> {"AP": ..., ...} or PCKh rows
+
+Every setting comes from the config tree (:class:`darkpose.config.Config`): ``input``
+(sizes, convention), ``test`` (decode, blur kernel, flip test, rescoring, NMS, batch size)
+and ``data.workers``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from darkpose import geometry
+from darkpose.config import Config, transform_config
+
+__all__ = ["Crop", "CropDataset", "Predictions", "crop_person", "evaluate", "flip_test", "predict"]
+
+
+@dataclass(frozen=True)
+class Crop:
+    """The test-time crop of one person.
+
+    pixels : (3, H, W) float32, normalised as ``(value / 255 - mean) / std`` with the
+        ImageNet mean and std; channels R, G, B (B, G, R with ``to_rgb=False``)
+    image_to_input : (2, 3) float64, image pixels -> input crop pixels
+    image_to_heatmap : (2, 3) float64, image pixels -> heatmap pixels (places keypoints for
+        targets)
+    heatmap_to_image : (2, 3) float64, its inverse (recovers decoded coordinates)
+    """
+
+    pixels: np.ndarray
+    image_to_input: np.ndarray
+    image_to_heatmap: np.ndarray
+    heatmap_to_image: np.ndarray
+
+
+def crop_person(
+    image: np.ndarray,
+    center: Sequence[float] | np.ndarray,
+    scale: Sequence[float] | np.ndarray,
+    size: tuple[int, int],
+    convention: str,
+    rotation: float = 0.0,
+    *,
+    heatmap_size: tuple[int, int] | None = None,
+    to_rgb: bool = True,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> Crop:
+    """The crop of the person at ``center``/``scale`` of a BGR image, as the network sees it.
+
+    The same pixels and affines as ``TopDownTransform(train=False)`` gives (a test checks it
+    on coco-mini under both conventions): :func:`darkpose.geometry.crop_affine` at the input
+    and heatmap sizes, a bilinear ``cv2.warpAffine`` (black outside the photo), then the
+    normalisation.
+
+    Parameters
+    ----------
+    image : (H_img, W_img, 3) uint8 array, B, G, R as OpenCV decodes (any loader: a file,
+        a video frame, a synthetic picture)
+    center : (2,) crop centre in image pixels
+    scale : (2,) crop window / 200 (:func:`darkpose.geometry.boxes_to_center_scale`)
+    size : (W, H) of the network input
+    convention : {"darkpose", "hrnet"}
+    rotation : degrees
+    heatmap_size : (W, H), default ``size // 4``
+    to_rgb : channel order of ``pixels``: R, G, B (else B, G, R)
+    mean, std : in R, G, B order, default ImageNet's
+
+    Raises
+    ------
+    ValueError
+        An image that is not a non-empty (H, W, 3) uint8 array, or a centre, scale or
+        rotation that :func:`darkpose.geometry.crop_affine` rejects (naming the field).
+    """
+    from darkpose.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(
+            f"image: expected a non-empty (H, W, 3) uint8 BGR array, got {image.dtype} of "
+            f"shape {image.shape}"
+        )
+    size = (int(size[0]), int(size[1]))
+    heatmap_size = (size[0] // 4, size[1] // 4) if heatmap_size is None else tuple(heatmap_size)
+    a_in, a_hm = geometry.crop_affine(center, scale, rotation, [size, heatmap_size], convention)
+    crop = cv2.warpAffine(image, a_in, size, flags=cv2.INTER_LINEAR)
+    mean = np.asarray(IMAGENET_MEAN if mean is None else mean, dtype=np.float64)
+    std = np.asarray(IMAGENET_STD if std is None else std, dtype=np.float64)
+    # out = (value / 255 - mean) / std = value * a + b, per output channel (R, G, B or B, G, R)
+    order = (2, 1, 0) if to_rgb else (0, 1, 2)  # output channel c <- crop channel order[c]
+    a = (1.0 / (255.0 * std)).astype(np.float32)
+    b = (-mean / std).astype(np.float32)
+    a, b = (a, b) if to_rgb else (a[::-1], b[::-1])
+    pixels = np.empty((3, size[1], size[0]), dtype=np.float32)
+    planes = cv2.split(crop)
+    for c in range(3):
+        p = planes[order[c]]
+        cv2.addWeighted(p, float(a[c]), p, 0.0, float(b[c]), dst=pixels[c], dtype=cv2.CV_32F)
+    return Crop(pixels, a_in, a_hm, geometry.invert_affine(a_hm))
+
+
+def _heatmaps(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The model's heatmaps; of a multi-stack output (a list), the last stack's."""
+    out = model(images)
+    return out[-1] if isinstance(out, (list, tuple)) else out
+
+
+def flip_test(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    flip_pairs: Sequence[Sequence[int]],
+    shift: bool,
+) -> torch.Tensor:
+    """Heatmaps averaged over the images and their mirror images.
+
+    ``(model(images) + flip_heatmaps(model(flip(images)), flip_pairs, shift)) / 2``, the
+    mirror heatmaps flipped back with left and right swapped; ``shift`` moves them one pixel
+    right (the ``"hrnet"`` convention, :func:`darkpose.geometry.convention_flip_shift`).
+    Runs under ``torch.inference_mode``; put the model in eval mode first.
+
+    images (N, 3, H, W) -> (N, K, h, w)
+    """
+    with torch.inference_mode():
+        plain = _heatmaps(model, images)
+        mirrored = _heatmaps(model, torch.flip(images, dims=(-1,)))
+        return (plain + geometry.flip_heatmaps(mirrored, flip_pairs, shift)) * 0.5
+
+
+class CropDataset(Dataset):
+    """The test-time crops of a top-down dataset's persons (its transform is not used).
+
+    Item ``i``: ``{"image": (3, H, W) float32 tensor, "heatmap_to_image": (2, 3) float64,
+    "index": i}``. ``load_image(path, expected_size)`` returns the BGR photo (default
+    :func:`darkpose.data.read_image`, which checks the annotated size).
+    """
+
+    def __init__(
+        self,
+        dataset,
+        cfg: Config,
+        load_image: Callable[[Path, np.ndarray | None], np.ndarray] | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.transform = transform_config(cfg, "none")
+        self.color = getattr(dataset, "color", "rgb")
+        self.load_image = load_image or _read_bgr
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        t = self.transform
+        inst = self.dataset.instance(i)
+        sizes = getattr(self.dataset, "image_sizes", None)
+        image = self.load_image(inst.image_path, None if sizes is None else sizes[i])
+        try:
+            crop = crop_person(image, inst.center, inst.scale, t.image_size, t.convention,
+                               heatmap_size=t.heatmap_size, to_rgb=self.color == "rgb",
+                               mean=t.mean, std=t.std)
+        except ValueError as e:
+            raise ValueError(f"{inst.image_path}: annotation id {inst.annotation_id}: {e}") from e
+        return {"image": torch.from_numpy(crop.pixels), "heatmap_to_image": crop.heatmap_to_image,
+                "index": i}
+
+
+def _read_bgr(path: Path, expected_size) -> np.ndarray:
+    from darkpose.data import read_image
+
+    return read_image(path, "bgr", expected_size)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Keypoints of every person of a dataset, in dataset order.
+
+    keypoints : (N, K, 3) float64, (x, y) in image pixels and the heatmap score
+    image_ids, annotation_ids : (N,) int64 (annotation id -1 for detections; MPII: the
+        entry's index in the annotation file)
+    areas : (N,) float64, (200 s_w)(200 s_h), for OKS NMS
+    box_scores : (N,) float64, detection scores (1 for ground-truth boxes)
+    """
+
+    keypoints: np.ndarray
+    image_ids: np.ndarray
+    areas: np.ndarray
+    box_scores: np.ndarray
+    annotation_ids: np.ndarray
+
+
+def blur_kernel(cfg: Config) -> int:
+    """``cfg.test.blur_kernel``, or the official default of the input size when None."""
+    from darkpose.data.transforms import default_blur_kernel
+
+    if cfg.test.blur_kernel is not None:
+        return cfg.test.blur_kernel
+    return default_blur_kernel(tuple(cfg.input.image_size))
+
+
+def predict(
+    model: torch.nn.Module,
+    dataset,
+    cfg: Config,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    load_image: Callable[[Path, np.ndarray | None], np.ndarray] | None = None,
+) -> Predictions:
+    """Run the model on the test-time crop of every person of ``dataset``.
+
+    Batches of ``cfg.test.batch_size`` through a DataLoader with ``cfg.data.workers``
+    workers; flip test when ``cfg.test.flip_test`` (the flip pairs of the dataset's metadata,
+    the shift of ``cfg.input.convention``); :func:`darkpose.codec.decode` with
+    ``cfg.test.decode`` and :func:`blur_kernel` on the model's device; coordinates recovered
+    with each crop's heatmap-to-image affine. The model runs in eval mode and is given back
+    in the mode it came in; it is moved to ``device``.
+
+    ``dataset``: a :class:`darkpose.data.TopDownDataset` (its instances and images are used,
+    not its transform).
+    """
+    from darkpose.codec import decode
+
+    device = torch.device(device)
+    kernel = blur_kernel(cfg)
+    shift = geometry.convention_flip_shift(cfg.input.convention)
+    pairs = dataset.metadata.flip_pairs
+    loader = DataLoader(CropDataset(dataset, cfg, load_image), batch_size=cfg.test.batch_size,
+                        shuffle=False, num_workers=cfg.data.workers)
+    k = dataset.metadata.num_keypoints
+    keypoints = np.zeros((len(dataset), k, 3))
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        with torch.inference_mode():
+            batches = _progress(loader, progress, "test")
+            for batch in batches:
+                images = batch["image"].to(device)
+                if cfg.test.flip_test:
+                    heatmaps = flip_test(model, images, pairs, shift)
+                else:
+                    heatmaps = _heatmaps(model, images)
+                coords, scores = decode(heatmaps.float(), method=cfg.test.decode, blur_kernel=kernel)
+                index = batch["index"].numpy()
+                xy = geometry.transform_points(coords.cpu().numpy(), batch["heatmap_to_image"].numpy())
+                keypoints[index, :, :2] = xy
+                keypoints[index, :, 2] = scores.cpu().numpy()
+    finally:
+        model.train(was_training)
+    return Predictions(
+        keypoints=keypoints,
+        image_ids=np.asarray(dataset.image_ids, dtype=np.int64).copy(),
+        areas=np.asarray(dataset.areas, dtype=np.float64).copy(),
+        box_scores=np.asarray(dataset.scores, dtype=np.float64).copy(),
+        annotation_ids=np.asarray(dataset.annotation_ids, dtype=np.int64).copy(),
+    )
+
+
+def _progress(loader, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(loader, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
+
+
+def evaluate(
+    model: torch.nn.Module,
+    cfg: Config,
+    *,
+    device: str | torch.device = "cpu",
+    dataset=None,
+    results_path: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
+    """The metric table of ``model`` on the validation split of ``cfg``.
+
+    COCO (``cfg.data.dataset == "coco"``, or any COCO-format file with its metadata):
+    :func:`predict`, then :func:`darkpose.evaluation.keypoint_results` (rescoring with
+    ``test.in_vis_thre``, ``test.nms`` with ``test.oks_thre`` and the metadata's OKS sigmas)
+    and :func:`darkpose.evaluation.evaluate_coco` with the same sigmas: the ten numbers of
+    :data:`darkpose.evaluation.STATS_NAMES`. MPII: :func:`darkpose.evaluation.evaluate_pckh`
+    against ``annotations/gt_<val_set>.mat``, one prediction per entry of the annotation
+    file: the PCKh rows.
+
+    ``dataset`` defaults to ``build_dataset(cfg, "val", train=False)``. ``results_path``:
+    where to keep the predictions as JSON (COCO results format; MPII: one entry per
+    annotation-file entry), never replacing an existing file unless ``overwrite``; checked
+    before the model runs.
+    """
+    from darkpose._files import check_target
+    from darkpose.engine.data import build_dataset, split_paths
+
+    if results_path is not None:
+        check_target(results_path, overwrite, "results file", "--overwrite")
+    if dataset is None:
+        dataset = build_dataset(cfg, "val", train=False)
+    mpii = cfg.data.dataset == "mpii"
+    if mpii:
+        from darkpose.evaluation import load_pckh_ground_truth
+
+        gt = load_pckh_ground_truth(split_paths(cfg, "val").pckh_gt)
+    preds = predict(model, dataset, cfg, device=device, progress=progress)
+    if mpii:
+        return _pckh(preds, gt, results_path, overwrite)
+    from darkpose.evaluation import evaluate_coco, keypoint_results
+
+    sigmas = dataset.metadata.sigmas
+    results = keypoint_results(
+        preds.keypoints, preds.image_ids, preds.box_scores, preds.areas,
+        category_id=getattr(dataset, "category_id", 1), in_vis_thre=cfg.test.in_vis_thre,
+        nms=cfg.test.nms, oks_thre=cfg.test.oks_thre, sigmas=sigmas,
+    )
+    return evaluate_coco(results, dataset.ann_file, results_file=results_path,
+                         overwrite=overwrite, sigmas=sigmas)
+
+
+def _pckh(preds: Predictions, gt, results_path, overwrite: bool) -> dict[str, float]:
+    """PCKh of predictions of an MPII dataset: back into annotation-file order (entries that
+    the dataset skipped stay at (0, 0), misses)."""
+    import json
+
+    from darkpose._files import write_new
+    from darkpose.evaluation import evaluate_pckh
+
+    n = len(gt.positions)
+    if len(preds.annotation_ids) and preds.annotation_ids.max() >= n:
+        raise ValueError(f"the PCKh ground truth has {n} persons, the annotation file at least "
+                         f"{preds.annotation_ids.max() + 1}: not the same split")
+    ordered = np.zeros((n, preds.keypoints.shape[1], 3))
+    ordered[preds.annotation_ids] = preds.keypoints
+    if results_path is not None:
+        rows = [{"index": i, "keypoints": kp.reshape(-1).tolist()} for i, kp in enumerate(ordered)]
+        write_new(results_path, lambda f: f.write(json.dumps(rows).encode()), force=overwrite,
+                  what="results file", force_hint="--overwrite")
+    return evaluate_pckh(ordered[..., :2], gt)
