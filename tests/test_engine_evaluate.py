@@ -310,7 +310,7 @@ def test_mpii_pckh_through_the_test_loop(tmp_path):
     from scipy.io import savemat
 
     (tmp_path / "images").mkdir()
-    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annot").mkdir()
     # texture, so that every crop differs (the ground-truth model is keyed by its pixels)
     texture = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "images" / "a.png"), texture)
@@ -319,11 +319,11 @@ def test_mpii_pckh_through_the_test_loop(tmp_path):
     entries = [{"image": "a.png", "center": c, "scale": s, "joints": j, "joints_vis": [1] * 16}
                for c, s, j in zip(([81.0, 41.0], [101.0, 61.0], [61.0, 51.0]), (0.4, 0.0, 0.5),
                                   joints, strict=True)]
-    (tmp_path / "annotations" / "valid.json").write_text(json.dumps(entries))
+    (tmp_path / "annot" / "valid.json").write_text(json.dumps(entries))
     missing = np.zeros((16, 3))
     missing[:, 1] = 1
     corners = np.array([[[0.0, 0.0]] * 3, [[5.0, 5.0]] * 3]).transpose(0, 2, 1)
-    savemat(tmp_path / "annotations" / "gt_valid.mat", {
+    savemat(tmp_path / "annot" / "gt_valid.mat", {
         "pos_gt_src": np.array(joints).transpose(1, 2, 0), "jnt_missing": missing,
         "headboxes_src": corners})
     cfg = apply_overrides(Config(), [f"data.root={tmp_path}", "data.dataset=mpii", "data.metadata=mpii",

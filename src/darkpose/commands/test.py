@@ -55,13 +55,15 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from darkpose._files import check_target
-    from darkpose.config import load_config
+    from darkpose.commands.config_show import load_for_command
     from darkpose.data import load_metadata
     from darkpose.engine.data import build_dataset, split_paths
     from darkpose.engine.evaluate import evaluate
     from darkpose.engine.model import build_model_from_config
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_for_command("test", args.config, args.overrides)
+    if cfg is None:
+        return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: CUDA is not available on this machine")
     results = args.results or Path(cfg.output_dir) / f"results_{cfg.data.val_set}.json"
