@@ -164,6 +164,16 @@ def test_the_callers_rng_states_are_left_as_they_were(tiny):
     assert torch.equal(torch.rand(3), expected[0]) and np.random.random() == expected[1]
 
 
+def test_log_lines_after_the_checkpoint_are_dropped_on_resume(tiny):
+    cfg = tiny("train.epochs=2")
+    first = train(cfg, progress=False, max_steps=4)  # epoch 1 logged, last.pth at step 4
+    with open(first.log_file, "a") as f:  # as if killed after logging epoch 2, before its save
+        f.write(json.dumps({"epoch": 2, "step": 6, "loss": -1.0}) + "\n")
+    train(cfg, progress=False, resume=True)
+    log = [json.loads(line) for line in first.log_file.read_text().splitlines()]
+    assert [(r["epoch"], r["step"]) for r in log] == [(1, 3), (2, 6)] and log[1]["loss"] > 0
+
+
 def test_lr_factor_schedules():
     multi = TrainConfig(epochs=4, lr_steps=(2, 3), lr_factor=0.1)
     assert [lr_factor(s, multi, 10) for s in (0, 19, 20, 29, 30, 39)] == [1, 1, 0.1, 0.1, 0.1**2, 0.1**2]
@@ -234,7 +244,7 @@ def test_init_checkpoint_reinitialises_a_head_of_other_keypoints(tiny, tmp_path,
 # --- refusals -----------------------------------------------------------------------------------------
 
 
-def test_an_output_folder_holding_another_run_is_refused(tiny):
+def test_an_output_folder_holding_another_run_is_refused(tiny, caplog):
     cfg = tiny()
     first = train(cfg, progress=False, max_steps=1)
     before = first.last_checkpoint.read_bytes()
@@ -246,8 +256,18 @@ def test_an_output_folder_holding_another_run_is_refused(tiny):
     assert first.last_checkpoint.read_bytes() == before  # untouched
     assert train(tiny("train.lr=0.01"), progress=False, overwrite=True, max_steps=1).step == 1
     assert read_checkpoint(first.last_checkpoint).meta["config"]["train"]["lr"] == 0.01
+    with caplog.at_level("WARNING", logger="darkpose.engine.train"):
+        assert train(cfg, progress=False, resume=True, max_steps=2).step == 2
+    assert f"resuming {first.last_checkpoint} with a changed config: train.lr" in caplog.text
     with pytest.raises(FileNotFoundError, match=r"resume: .*nowhere[/\\]last\.pth not found"):
         train(tiny(run="nowhere"), progress=False, resume=True)
+
+
+def test_hourglass_stacks_train_through_the_summed_loss(tiny):
+    cfg = tiny("model.name=hourglass_4", "model.options={channels: 8, num_blocks: 1}",
+               "input.image_size=[64,64]", "train.loss=ohkm")
+    summary = train(cfg, progress=False)  # 4 heatmap tensors per forward in training mode
+    assert summary.finished and all(math.isfinite(x) for x in losses(summary.output_dir))
 
 
 def test_amp_on_the_cpu_is_refused(tiny):

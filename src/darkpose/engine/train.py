@@ -181,14 +181,14 @@ def _rng_states(cuda: bool) -> dict[str, Any]:
     return states
 
 
-def _set_rng_states(states: dict[str, Any]) -> None:
+def _set_rng_states(states: dict[str, Any], cuda: bool) -> None:
     torch.set_rng_state(states["torch"])
     n = states["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))
     version, internal, gauss_next = states["python"]
     random.setstate((version, tuple(internal), gauss_next))
-    if "cuda" in states:
+    if cuda and "cuda" in states:  # a CUDA run resumed on the CPU leaves CUDA alone
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
@@ -202,7 +202,7 @@ def _run_rng_scope(seed: int, cuda: bool):
     try:
         yield
     finally:
-        _set_rng_states(caller)
+        _set_rng_states(caller, cuda)
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -263,8 +263,10 @@ def _init_from_checkpoint(model: nn.Module, path: str, num_joints: int) -> list[
     report = load_checkpoint(model, path, strict=False)
 
     def is_head(file_shape: tuple[int, ...], model_shape: tuple[int, ...]) -> bool:
+        if len(file_shape) != len(model_shape):
+            return False
         diff = [i for i, (a, b) in enumerate(zip(file_shape, model_shape, strict=True)) if a != b]
-        return len(file_shape) == len(model_shape) and len(diff) == 1 and model_shape[diff[0]] == num_joints
+        return len(diff) == 1 and model_shape[diff[0]] == num_joints
 
     other = [m for m in report.mismatched if not is_head(m[1], m[2])]
     if report.missing or report.unexpected or other:
@@ -414,7 +416,7 @@ def train(
             scheduler.load_state_dict(tr["scheduler"])
             scaler.load_state_dict(tr["scaler"])
             state.update({k: tr[k] for k in state})
-            _set_rng_states(tr["rng"])
+            _set_rng_states(tr["rng"], cuda)
             kept = [r for r in _read_log(log_path) if r["step"] <= state["step"]]
             log_path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         forward = torch.compile(model) if t.compile else model
