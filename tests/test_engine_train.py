@@ -265,7 +265,7 @@ def test_an_output_folder_holding_another_run_is_refused(tiny, caplog):
 
 def test_hourglass_stacks_train_through_the_summed_loss(tiny):
     cfg = tiny("model.name=hourglass_4", "model.options={channels: 8, num_blocks: 1}",
-               "input.image_size=[64,64]", "train.loss=ohkm")
+               "input.image_size=[64,64]", "train.loss=ohkm", "train.epochs=1")
     summary = train(cfg, progress=False)  # 4 heatmap tensors per forward in training mode
     assert summary.finished and all(math.isfinite(x) for x in losses(summary.output_dir))
 
@@ -345,3 +345,6 @@ def test_darkpose_train_on_coco_mini(coco_mini, tmp_path, capsys):
     assert "unknown key 'train.lrr'" in err
     assert main(["train", str(tmp_path / "none.yaml")]) == 2
     assert "none.yaml: config file not found" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["train", str(config), "--device", "cuda"]) == 2
+        assert "--device cuda: no CUDA device here" in capsys.readouterr().err

@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as e:
         print(f"darkpose train: error: --device {device!r}: {e}", file=sys.stderr)
         return 2
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"darkpose train: error: --device {device}: no CUDA device here (use --device cpu)",
+              file=sys.stderr)
+        return 2
     if device.type == "cpu":
         # HRNet's N(0, 0.001) initialisation makes denormal floats; unflushed they make the
         # first CPU steps ~60x slower. A process-wide setting: the command's, not the library's.

@@ -392,13 +392,13 @@ def train(
         generator=torch.Generator().manual_seed(t.seed),  # worker seeds; the global RNG is untouched
     )
     log_path, last_path, best_path = out / LOG, out / LAST, out / BEST
-    summary = TrainSummary(out, 0, 0, False, None, None, None, log_path, None)
+    skipped: list[str] = []
 
     with _run_rng_scope(t.seed, cuda):
         # -- model, optimiser, schedule: fresh, fine-tuned, or where the run stopped
         model = build_model_from_config(cfg, num_joints)
         if previous is None and cfg.model.init_checkpoint:
-            summary.skipped_keys = _init_from_checkpoint(model, cfg.model.init_checkpoint, num_joints)
+            skipped = _init_from_checkpoint(model, cfg.model.init_checkpoint, num_joints)
         model.to(device)
         if t.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -526,22 +526,20 @@ def train(
                 improved = False
             state.update(epoch=epoch + 1, position=0, loss_sum=0.0, loss_batches=0)
             _append_log(log_path, record)
-            summary.plot_file = plot_curves(log_path, out / PLOT)
+            plot_curves(log_path, out / PLOT)
             if improved:
-                summary.best_checkpoint = save(best_path)
-            summary.last_checkpoint = save(last_path)
+                save(best_path)
+            save(last_path)
             logger.info("epoch %d/%d: loss %.4g%s", epoch + 1, t.epochs, record["loss"],
                         "".join(f", {k} {v:.4f}" for k, v in record.get("val", {}).items()))
 
         if stopped or state["epoch"] < t.epochs:
-            summary.last_checkpoint = save(last_path)
+            save(last_path)
 
-    summary.epoch, summary.step = state["epoch"], state["step"]
-    summary.finished = state["epoch"] == t.epochs
-    summary.metrics = state["metrics"]
-    if state["best"] is not None:
-        summary.best_metric = tuple(state["best"])
-        summary.best_checkpoint = best_path
-    if summary.plot_file is None and (out / PLOT).is_file():
-        summary.plot_file = out / PLOT
-    return summary
+    def written(path: Path) -> Path | None:
+        return path if path.is_file() else None
+
+    return TrainSummary(
+        out, state["epoch"], state["step"], state["epoch"] == t.epochs, written(last_path),
+        written(best_path), None if state["best"] is None else tuple(state["best"]), log_path,
+        written(out / PLOT), skipped, state["metrics"])
