@@ -321,7 +321,19 @@ def test_training_checkpoint_loads_as_weights_and_version_1_still_loads(tiny, tm
 # --- the command ----------------------------------------------------------------------------------
 
 
-def test_darkpose_train_on_coco_mini(coco_mini, tmp_path, capsys):
+@pytest.fixture
+def denormals_back():
+    """The command flushes denormal floats (process-wide): give the default back."""
+    yield
+    torch.set_flush_denormal(False)
+
+
+def flushed() -> bool:
+    return (torch.tensor([1e-39]) * 1.0).item() == 0.0  # 1e-39: a float32 denormal
+
+
+def test_darkpose_train_on_coco_mini(coco_mini, tmp_path, capsys, denormals_back):
+    assert not flushed()
     config = tmp_path / "tiny.yaml"
     config.write_text("model: {name: hrnet_tiny}\ninput: {image_size: [48, 64]}\n"
                       "train: {epochs: 1, batch_size: 16, val_every: 0}\n")
@@ -331,6 +343,7 @@ def test_darkpose_train_on_coco_mini(coco_mini, tmp_path, capsys):
             "--set", f"data.train_images={coco_mini / 'train2017'}",
             "--set", "data.workers=0", "--set", f"output_dir={out}"]
     assert main(args) == 0
+    assert flushed()  # on the CPU the command flushes denormals (HRNet's init is ~60x slower)
     printed = capsys.readouterr().out
     assert f"training finished after 1 epochs, 6 steps; written to {out}:" in printed  # 86 people
     assert sorted(p.name for p in out.iterdir()) == ["curves.png", "last.pth", "log.jsonl"]
