@@ -18,7 +18,7 @@ from torch import nn
 
 from darkpose.cli import main
 from darkpose.config import Config, ConfigError, TrainConfig, apply_overrides
-from darkpose.engine.train import NonFiniteLossError, lr_factor, train
+from darkpose.engine.train import NonFiniteLossError, build_optimizer, lr_factor, train
 from darkpose.models import (
     MODELS,
     CheckpointError,
@@ -185,6 +185,35 @@ def test_lr_factor_schedules():
     assert lr_factor(20, cos, 5) == 0.0 and lr_factor(25, cos, 5) == 0.0
     with pytest.raises(ConfigError, match="train.schedule: expected 'multistep' or 'cosine'"):
         lr_factor(0, TrainConfig(schedule="step"), 10)
+
+
+def test_gradient_clipping_bounds_the_step(tiny):
+    def first_step(*overrides: str, run: str) -> float:
+        cfg = tiny("train.optimizer=sgd", "train.momentum=0", "train.lr=1", *overrides, run=run)
+        before = read_checkpoint(train(cfg, progress=False, max_steps=0).last_checkpoint).state_dict
+        after = read_checkpoint(train(cfg, progress=False, max_steps=1, overwrite=True)
+                                .last_checkpoint).state_dict
+        names = [n for n, _ in DropoutNet().named_parameters()]  # not the BatchNorm buffers
+        return math.sqrt(sum(float((after[n] - before[n]).square().sum()) for n in names))
+
+    # SGD with lr 1: the step is the gradient, its norm clipped to 1e-3 (measured 0.0009999977,
+    # clip_grad_norm_ divides by norm + 1e-6)
+    assert first_step("train.grad_clip=1e-3", run="clipped") == pytest.approx(1e-3, rel=1e-5)
+    assert first_step(run="free") > 0.1  # measured 0.187 without clipping
+
+
+def test_optimizers_from_the_config():
+    model = DropoutNet()
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, momentum=0.8, nesterov=True,
+                                             weight_decay=1e-4))
+    group = sgd.param_groups[0]
+    assert isinstance(sgd, torch.optim.SGD)
+    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.1, 0.8, True, 1e-4)
+    adamw = build_optimizer(model, TrainConfig(optimizer="adamw", weight_decay=0.05))
+    assert type(adamw) is torch.optim.AdamW and adamw.param_groups[0]["weight_decay"] == 0.05
+    assert type(build_optimizer(model, TrainConfig())) is torch.optim.Adam  # the recipe's
+    with pytest.raises(ConfigError, match="train.optimizer: expected 'adam', 'adamw' or 'sgd', got 'lamb'"):
+        build_optimizer(model, TrainConfig(optimizer="lamb"))
 
 
 # --- validation and best.pth ---------------------------------------------------------------------
