@@ -174,6 +174,14 @@ def test_log_lines_after_the_checkpoint_are_dropped_on_resume(tiny):
     assert [(r["epoch"], r["step"]) for r in log] == [(1, 3), (2, 6)] and log[1]["loss"] > 0
 
 
+def test_the_learning_rate_follows_the_schedule_step_by_step(tiny):
+    summary = train(tiny("train.lr_steps=[1, 2]"), progress=False)
+    lrs = [json.loads(line)["lr"] for line in summary.log_file.read_text().splitlines()]
+    assert lrs == pytest.approx([1e-3, 1e-4, 1e-5], rel=1e-12)  # the last step of each epoch
+    state = read_checkpoint(summary.last_checkpoint).training["scheduler"]
+    assert state["last_epoch"] == 9  # stepped once per optimiser step
+
+
 def test_lr_factor_schedules():
     multi = TrainConfig(epochs=4, lr_steps=(2, 3), lr_factor=0.1)
     assert [lr_factor(s, multi, 10) for s in (0, 19, 20, 29, 30, 39)] == [1, 1, 0.1, 0.1, 0.1**2, 0.1**2]

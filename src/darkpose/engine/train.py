@@ -479,6 +479,7 @@ def train(
                 if t.grad_clip is not None:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                lr = scheduler.get_last_lr()[0]  # this step's
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
@@ -492,7 +493,7 @@ def train(
                 epoch_samples += n
                 elapsed = time.perf_counter() - started
                 eta = (total_steps - state["step"]) * elapsed / session_steps
-                bar.set_postfix(loss=f"{value:.3g}", lr=f"{scheduler.get_last_lr()[0]:.3g}",
+                bar.set_postfix(loss=f"{value:.3g}", lr=f"{lr:.3g}",
                                 samples_s=f"{epoch_samples / (time.perf_counter() - epoch_start):.1f}",
                                 eta=f"{eta / 60:.1f}min", refresh=False)
                 bar.update()
@@ -507,7 +508,7 @@ def train(
             record = {
                 "epoch": epoch + 1, "step": state["step"],
                 "loss": state["loss_sum"] / max(state["loss_batches"], 1),
-                "lr": scheduler.get_last_lr()[0],
+                "lr": lr,  # of the epoch's last step
                 "samples_per_s": epoch_samples / (time.perf_counter() - epoch_start),
             }
             last_epoch = epoch + 1 == t.epochs
