@@ -43,7 +43,17 @@ from darkpose.config import Config, ConfigError, TrainConfig, config_to_dict
 from darkpose.engine.data import build_dataset
 from darkpose.engine.model import build_model_from_config
 
-__all__ = ["NonFiniteLossError", "TrainSummary", "epoch_order_seed", "lr_factor", "train"]
+__all__ = [
+    "NonFiniteLossError",
+    "TrainSummary",
+    "build_loss",
+    "build_optimizer",
+    "epoch_order_seed",
+    "lr_factor",
+    "main_metric",
+    "plot_curves",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
