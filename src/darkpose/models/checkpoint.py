@@ -25,10 +25,15 @@ whose dtype is of another kind than the model's (integer, bool or complex for a 
 float for an integer counter) is a :class:`CheckpointError`; NaN or Inf weights load with a
 ``RuntimeWarning`` naming them.
 
-Our own format: a ``.pth`` holding ``{"format": "darkpose", "format_version": 1,
-"state_dict": ..., "meta": {...}}``, or a ``.safetensors`` file whose metadata holds
-``format = "darkpose"`` and ``meta`` as a JSON string. ``meta`` is JSON data only, so that
-both read back with ``weights_only=True``.
+Our own format: a ``.pth`` holding ``{"format": "darkpose", "format_version": 2,
+"state_dict": ..., "meta": {...}, "training": {...}}``, or a ``.safetensors`` file whose
+metadata holds ``format = "darkpose"`` and ``meta`` as a JSON string. ``meta`` is JSON data
+only (model name and options, the resolved config, epoch, step, metrics); ``training``
+(version 2, ``.pth`` only, optional) is what resumes a run: optimiser, scheduler and grad
+scaler state_dicts, RNG states, the sampler position, as plain containers and tensors. So
+both read back with ``weights_only=True``, and a training checkpoint loads into a model like
+any other (:func:`load_checkpoint` takes its weights). Version-1 files (no ``training``)
+still load.
 """
 
 from __future__ import annotations
@@ -61,7 +66,8 @@ __all__ = [
 ]
 
 FORMAT = "darkpose"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 # where a training checkpoint keeps its weights, in the order they are looked for
 STATE_DICT_KEYS = ("state_dict", "best_state_dict", "model", "model_state_dict")
 # prefixes that wrappers add to every key
@@ -101,11 +107,14 @@ class CheckpointMismatchError(CheckpointError):
 
 @dataclass
 class Checkpoint:
-    """What a checkpoint file holds: the state_dict, where it was found, metadata."""
+    """What a checkpoint file holds: the state_dict, where it was found, metadata, and (a
+    darkpose training checkpoint, format version 2) the state that resumes its run."""
 
     state_dict: dict[str, Tensor]
     source: str
     meta: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] | None = None
+    format_version: int | None = None  # darkpose files only
 
 
 @dataclass
@@ -295,8 +304,18 @@ def _find_state_dict(obj: Any, path: Path, key: str | None) -> Checkpoint:
             )
         candidates: Iterable[str] = (key,)
     elif obj.get("format") == FORMAT:
+        version = obj.get("format_version", 1)
+        if version not in READABLE_VERSIONS:
+            raise CheckpointError(
+                f"{path}: darkpose checkpoint format version {version!r}; this darkpose reads "
+                f"versions {', '.join(map(str, READABLE_VERSIONS))} (written by a newer darkpose?)"
+            )
         meta = _meta_dict(obj.get("meta", {}), path)
-        return Checkpoint(_tensors_only(obj.get("state_dict"), path, "entry 'state_dict'"), FORMAT, meta)
+        training = obj.get("training")
+        if training is not None and not isinstance(training, Mapping):
+            raise CheckpointError(f"{path}: 'training' is a {type(training).__name__}; expected a dict")
+        state_dict = _tensors_only(obj.get("state_dict"), path, "entry 'state_dict'")
+        return Checkpoint(state_dict, FORMAT, meta, None if training is None else dict(training), version)
     elif _is_tensor_mapping(obj):
         return Checkpoint(_tensors_only(obj, path, "the state_dict"), "state_dict")
     else:
@@ -563,6 +582,7 @@ def save_checkpoint(
     *,
     meta: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    training: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a darkpose checkpoint (``.pth``/``.pt`` or ``.safetensors``, any letter case).
 
@@ -576,6 +596,10 @@ def save_checkpoint(
         JSON data to keep with the weights (model name, options, epoch, metrics ...).
     overwrite : bool
         Replace an existing file; by default an existing file is an error.
+    training : mapping, optional
+        ``.pth`` only: the state that resumes a training run (optimiser, scheduler and scaler
+        state_dicts, RNG states, positions) as plain containers, numbers, strings and
+        tensors, stored under ``"training"`` and read back by :func:`read_checkpoint`.
 
     Returns
     -------
@@ -611,6 +635,8 @@ def save_checkpoint(
         raise ValueError(f"{path}: checkpoint suffix must be .pth, .pt or .safetensors")
     if meta is not None and not isinstance(meta, Mapping):
         raise CheckpointError(f"{path}: meta is a {type(meta).__name__}; expected a dict of JSON data")
+    if training is not None and (suffix == ".safetensors" or not isinstance(training, Mapping)):
+        raise CheckpointError(f"{path}: training state is stored in .pth files only, as a dict")
     full_meta = {"darkpose_version": __version__, **dict(meta or {})}
     if isinstance(model, nn.Module):
         model = _unwrap(model)
@@ -635,6 +661,8 @@ def save_checkpoint(
         else:
             content = {"format": FORMAT, "format_version": FORMAT_VERSION, "state_dict": tensors,
                        "meta": json.loads(meta_json)}
+            if training is not None:
+                content["training"] = dict(training)
             torch.save(content, file)
 
     return write_new(path, write, force=overwrite, what="checkpoint", force_hint="overwrite=True")
