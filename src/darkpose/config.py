@@ -160,7 +160,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     seed: int = 0
-    val_every: int = 10
+    val_every: int = 10  # validate every N epochs (and after the last); 0: never
     sync_batchnorm: bool = False
 
 
@@ -430,7 +430,7 @@ _RANGES: tuple[tuple[str, float, float, bool, bool], ...] = (
     ("train.lr_factor", 0, 1, True, False),
     ("train.warmup_epochs", 0, math.inf, False, True),
     ("train.grad_clip", 0, math.inf, True, True),
-    ("train.val_every", 1, math.inf, False, True),
+    ("train.val_every", 0, math.inf, False, True),  # 0: no validation
 )
 
 # TransformConfig field -> the config field it comes from (to name the latter in errors)

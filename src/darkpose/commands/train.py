@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from darkpose.config import ConfigError, load_config
+    from darkpose.commands.config_show import load_for_command
+    from darkpose.config import ConfigError
     from darkpose.engine.train import NonFiniteLossError, train
     from darkpose.models import CheckpointError
 
@@ -55,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
         # HRNet's N(0, 0.001) initialisation makes denormal floats; unflushed they make the
         # first CPU steps ~60x slower. A process-wide setting: the command's, not the library's.
         torch.set_flush_denormal(True)
+    cfg = load_for_command("train", args.config, args.overrides)
+    if cfg is None:
+        return 2
     try:
-        cfg = load_config(args.config, args.overrides)
         summary = train(cfg, device=device, resume=args.resume, overwrite=args.overwrite,
                         progress=not args.no_progress, max_steps=args.max_steps)
     except NonFiniteLossError as e:
