@@ -484,7 +484,7 @@ def validate_config(cfg: Config, where: str = "config") -> None:
             interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
             raise ConfigError(f"{where}: {dotted}: expected a number in {interval}, got {v!r}")
     steps = cfg.train.lr_steps
-    if any(s < 1 for s in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
+    if any(s < 1 for s in steps) or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
         raise ConfigError(f"{where}: train.lr_steps: expected increasing epochs from 1, got "
                           f"{list(steps)}")
     k = cfg.test.blur_kernel
