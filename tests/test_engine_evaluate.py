@@ -13,9 +13,10 @@ from torch import nn
 from darkpose import geometry
 from darkpose.bench.oracle import ground_truth_models
 from darkpose.config import Config, apply_overrides, transform_config
-from darkpose.data import CocoKeypointDataset, TopDownTransform, read_image
+from darkpose.data import CocoKeypointDataset, TopDownTransform, crop_person, read_image
+from darkpose.engine import evaluate as evaluate_module
 from darkpose.engine.data import build_dataset
-from darkpose.engine.evaluate import CropDataset, blur_kernel, crop_person, evaluate, flip_test, predict
+from darkpose.engine.evaluate import CropDataset, blur_kernel, evaluate, flip_test, predict
 
 ANN = "annotations/person_keypoints_train2017.json"
 
@@ -66,10 +67,19 @@ def test_crop_person_takes_any_image_and_names_bad_input():
     # R, G, B order: blue is channel 2, normalised (1 - 0.406) / 0.225 on the left
     assert crop.pixels[2, 8, 0] == pytest.approx((1 - 0.406) / 0.225, abs=1e-6)
     assert crop.pixels[0, 8, 0] == pytest.approx(-0.485 / 0.229, abs=1e-6)
+    # B, G, R order: blue is channel 0
+    bgr = crop_person(image, (14.5, 19.5), (0.15, 0.2), (12, 16), "darkpose", to_rgb=False)
+    np.testing.assert_array_equal(bgr.pixels, crop.pixels[::-1])
     with pytest.raises(ValueError, match=r"image: expected a non-empty \(H, W, 3\) uint8"):
         crop_person(image[..., 0], (14.5, 19.5), (0.15, 0.2), (12, 16), "darkpose")
+    with pytest.raises(TypeError, match="image: expected a NumPy array, got list"):
+        crop_person(image.tolist(), (14.5, 19.5), (0.15, 0.2), (12, 16), "darkpose")
     with pytest.raises(ValueError, match="scales"):
         crop_person(image, (14.5, 19.5), (0.0, 0.2), (12, 16), "darkpose")
+    with pytest.raises(ValueError, match=r"std: expected three finite positive numbers \(R, G, B\)"):
+        crop_person(image, (14.5, 19.5), (0.15, 0.2), (12, 16), "darkpose", std=(0.2, 0.0, 0.2))
+    # one definition, in the data layer; the engine re-exports it
+    assert evaluate_module.crop_person is crop_person
 
 
 # -- 2. flip test -----------------------------------------------------------------------
