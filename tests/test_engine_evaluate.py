@@ -313,6 +313,60 @@ def test_darkpose_test_refuses_detections_of_other_images(coco_mini, experiment,
     assert err.startswith(f"darkpose test: {coco_mini / ANN}: no person instances: 0 detections in {dets}")
 
 
+def test_darkpose_test_takes_the_config_a_training_checkpoint_stores(coco_mini, experiment, tmp_path, capsys):
+    from darkpose.cli import main
+    from darkpose.config import config_to_dict
+    from darkpose.models import build_model, read_checkpoint, save_checkpoint
+
+    yaml_cfg, _ = experiment
+    # the config of a training run elsewhere: its data paths do not exist here; flip test off
+    stored = apply_overrides(Config(), [
+        "model.name=hrnet_tiny", "input.image_size=[96, 128]", "test.batch_size=16",
+        "test.flip_test=false", "data.root=/elsewhere", "data.val_set=train2017", "data.workers=0",
+        f"output_dir={tmp_path / 'trained'}",
+    ])
+    torch.manual_seed(0)
+    path = save_checkpoint(build_model("hrnet_tiny", 17), tmp_path / "best.pth",
+                           meta={"model": "hrnet_tiny", "config": config_to_dict(stored)},
+                           training={"epoch": 3, "step": 12})
+    assert read_checkpoint(path).format_version == 2
+
+    # no CONFIG: the stored config, whose data.val_ann is not here, is the one read
+    assert main(["test", "--checkpoint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "data.val_ann: file not found: /elsewhere/annotations/person_keypoints_train2017.json" in err
+    # ... with the --set overrides on top
+    sets = ["--set", f"data.val_ann={coco_mini / ANN}", "--set", f"data.val_images={coco_mini / 'train2017'}"]
+    assert main(["test", "--checkpoint", str(path), *sets]) == 0
+    out = capsys.readouterr().out
+    assert "model hrnet_tiny" in out and "flip test off" in out
+    for name in ("AP", "AP50", "AP75", "APm", "APl", "AR"):
+        assert f"\n  {name} " in out
+    assert f"results: {tmp_path / 'trained' / 'results_train2017.json'}" in out
+    stored_table = out[out.index("\n  AP "):out.index("results:")]
+
+    # with CONFIG too, CONFIG wins and the stored config is ignored (its output_dir here)
+    argv = ["test", str(yaml_cfg), "--checkpoint", str(path), *mini_args(coco_mini, "test.flip_test=false")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"results: {yaml_cfg.parent / 'run' / 'results_train2017.json'}" in out
+    # the same settings and weights give the same table either way
+    assert out[out.index("\n  AP "):out.index("results:")] == stored_table
+
+
+def test_darkpose_test_without_config_needs_a_checkpoint_that_stores_one(experiment, capsys):
+    from darkpose.cli import main
+
+    _, weights = experiment  # written by save_checkpoint without meta: no stored config
+    assert main(["test", "--checkpoint", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"darkpose test: {weights}: the checkpoint stores no config (meta['config']); give "
+                   f"the experiment: darkpose test CONFIG --checkpoint {weights}\n")
+    assert main(["test"]) == 2
+    assert "no CONFIG: give an experiment YAML, or --checkpoint F" in capsys.readouterr().err
+
+
 def test_mpii_pckh_through_the_test_loop(tmp_path):
     """PCKh of perfect heatmaps: predictions go back to annotation-file order (the middle
     entry, scale 0, is skipped by the dataset and scores nothing)."""
