@@ -21,9 +21,9 @@ PROG = "darkpose test"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, nargs="?", default=None,
-                        help="experiment YAML (ours or an official yacs file); optional with a "
-                             "--checkpoint written by darkpose train, whose stored config is used "
-                             "instead (given CONFIG wins: the stored config is then ignored)")
+                        help="experiment YAML (ours or an official yacs file). Optional with a "
+                             "--checkpoint written by darkpose train: the config it stores is used. "
+                             "When CONFIG is given, it wins and the checkpoint's config is ignored")
     parser.add_argument("--checkpoint", type=Path, help="weights to evaluate (default: model.init_checkpoint)")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
                         metavar="KEY=VALUE", help="config overrides, e.g. test.flip_test=false")
