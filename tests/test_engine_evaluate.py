@@ -13,9 +13,10 @@ from torch import nn
 from darkpose import geometry
 from darkpose.bench.oracle import ground_truth_models
 from darkpose.config import Config, apply_overrides, transform_config
-from darkpose.data import CocoKeypointDataset, TopDownTransform, read_image
+from darkpose.data import CocoKeypointDataset, TopDownTransform, crop_person, read_image
+from darkpose.engine import evaluate as evaluate_module
 from darkpose.engine.data import build_dataset
-from darkpose.engine.evaluate import CropDataset, blur_kernel, crop_person, evaluate, flip_test, predict
+from darkpose.engine.evaluate import CropDataset, blur_kernel, evaluate, flip_test, predict
 
 ANN = "annotations/person_keypoints_train2017.json"
 
@@ -66,10 +67,19 @@ def test_crop_person_takes_any_image_and_names_bad_input():
     # R, G, B order: blue is channel 2, normalised (1 - 0.406) / 0.225 on the left
     assert crop.pixels[2, 8, 0] == pytest.approx((1 - 0.406) / 0.225, abs=1e-6)
     assert crop.pixels[0, 8, 0] == pytest.approx(-0.485 / 0.229, abs=1e-6)
+    # B, G, R order: blue is channel 0
+    bgr = crop_person(image, (14.5, 19.5), (0.15, 0.2), (12, 16), "darkpose", to_rgb=False)
+    np.testing.assert_array_equal(bgr.pixels, crop.pixels[::-1])
     with pytest.raises(ValueError, match=r"image: expected a non-empty \(H, W, 3\) uint8"):
         crop_person(image[..., 0], (14.5, 19.5), (0.15, 0.2), (12, 16), "darkpose")
+    with pytest.raises(TypeError, match="image: expected a NumPy array, got list"):
+        crop_person(image.tolist(), (14.5, 19.5), (0.15, 0.2), (12, 16), "darkpose")
     with pytest.raises(ValueError, match="scales"):
         crop_person(image, (14.5, 19.5), (0.0, 0.2), (12, 16), "darkpose")
+    with pytest.raises(ValueError, match=r"std: expected three finite positive numbers \(R, G, B\)"):
+        crop_person(image, (14.5, 19.5), (0.15, 0.2), (12, 16), "darkpose", std=(0.2, 0.0, 0.2))
+    # one definition, in the data layer; the engine re-exports it
+    assert evaluate_module.crop_person is crop_person
 
 
 # -- 2. flip test -----------------------------------------------------------------------
@@ -301,6 +311,60 @@ def test_darkpose_test_refuses_detections_of_other_images(coco_mini, experiment,
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(f"darkpose test: {coco_mini / ANN}: no person instances: 0 detections in {dets}")
+
+
+def test_darkpose_test_takes_the_config_a_training_checkpoint_stores(coco_mini, experiment, tmp_path, capsys):
+    from darkpose.cli import main
+    from darkpose.config import config_to_dict
+    from darkpose.models import build_model, read_checkpoint, save_checkpoint
+
+    yaml_cfg, _ = experiment
+    # the config of a training run elsewhere: its data paths do not exist here; flip test off
+    stored = apply_overrides(Config(), [
+        "model.name=hrnet_tiny", "input.image_size=[96, 128]", "test.batch_size=16",
+        "test.flip_test=false", "data.root=/elsewhere", "data.val_set=train2017", "data.workers=0",
+        f"output_dir={tmp_path / 'trained'}",
+    ])
+    torch.manual_seed(0)
+    path = save_checkpoint(build_model("hrnet_tiny", 17), tmp_path / "best.pth",
+                           meta={"model": "hrnet_tiny", "config": config_to_dict(stored)},
+                           training={"epoch": 3, "step": 12})
+    assert read_checkpoint(path).format_version == 2
+
+    # no CONFIG: the stored config, whose data.val_ann is not here, is the one read
+    assert main(["test", "--checkpoint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "data.val_ann: file not found: /elsewhere/annotations/person_keypoints_train2017.json" in err
+    # ... with the --set overrides on top
+    sets = ["--set", f"data.val_ann={coco_mini / ANN}", "--set", f"data.val_images={coco_mini / 'train2017'}"]
+    assert main(["test", "--checkpoint", str(path), *sets]) == 0
+    out = capsys.readouterr().out
+    assert "model hrnet_tiny" in out and "flip test off" in out
+    for name in ("AP", "AP50", "AP75", "APm", "APl", "AR"):
+        assert f"\n  {name} " in out
+    assert f"results: {tmp_path / 'trained' / 'results_train2017.json'}" in out
+    stored_table = out[out.index("\n  AP "):out.index("results:")]
+
+    # with CONFIG too, CONFIG wins and the stored config is ignored (its output_dir here)
+    argv = ["test", str(yaml_cfg), "--checkpoint", str(path), *mini_args(coco_mini, "test.flip_test=false")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"results: {yaml_cfg.parent / 'run' / 'results_train2017.json'}" in out
+    # the same settings and weights give the same table either way
+    assert out[out.index("\n  AP "):out.index("results:")] == stored_table
+
+
+def test_darkpose_test_without_config_needs_a_checkpoint_that_stores_one(experiment, capsys):
+    from darkpose.cli import main
+
+    _, weights = experiment  # written by save_checkpoint without meta: no stored config
+    assert main(["test", "--checkpoint", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"darkpose test: {weights}: the checkpoint stores no config (meta['config']); give "
+                   f"the experiment: darkpose test CONFIG --checkpoint {weights}\n")
+    assert main(["test"]) == 2
+    assert "no CONFIG: give an experiment YAML, or --checkpoint F" in capsys.readouterr().err
 
 
 def test_mpii_pckh_through_the_test_loop(tmp_path):

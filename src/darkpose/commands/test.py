@@ -1,6 +1,8 @@
-"""``darkpose test CONFIG [--checkpoint F]``: the COCO AP table or the MPII PCKh table.
+"""``darkpose test [CONFIG] [--checkpoint F]``: the COCO AP table or the MPII PCKh table.
 
-The model of the config (``model``), its weights from ``--checkpoint`` (else
+The config is CONFIG, else the one a training checkpoint stores (``meta["config"]`` of
+``--checkpoint``, as ``darkpose train`` writes it), with the ``--set`` overrides on top. The
+model of the config (``model``), its weights from ``--checkpoint`` (else
 ``model.init_checkpoint``), the validation split of ``data`` with the boxes, flip test,
 decode, rescoring and NMS of ``test`` (:func:`darkpose.engine.evaluate.evaluate`). The
 predictions are written to ``--results`` (default ``<output_dir>/results_<val_set>.json``),
@@ -18,7 +20,10 @@ PROG = "darkpose test"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", type=Path, help="experiment YAML (ours or an official yacs file)")
+    parser.add_argument("config", type=Path, nargs="?", default=None,
+                        help="experiment YAML (ours or an official yacs file). Optional with a "
+                             "--checkpoint written by darkpose train: the config it stores is used. "
+                             "When CONFIG is given, it wins and the checkpoint's config is ignored")
     parser.add_argument("--checkpoint", type=Path, help="weights to evaluate (default: model.init_checkpoint)")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
                         metavar="KEY=VALUE", help="config overrides, e.g. test.flip_test=false")
@@ -46,6 +51,25 @@ def _load_weights(model, path: Path, cfg, num_joints: int) -> None:
         ) from None
 
 
+def _stored_config(path: Path | None, overrides: list[str]):
+    """The config a training checkpoint stores (``meta["config"]``), with the overrides
+    applied and validated; ValueError naming the file when there is none."""
+    from darkpose.config import apply_overrides, config_from_dict, validate_config
+    from darkpose.models import read_checkpoint
+
+    if path is None:
+        raise ValueError("no CONFIG: give an experiment YAML, or --checkpoint F of a training "
+                         "checkpoint that stores its config")
+    stored = read_checkpoint(path).meta.get("config")
+    if not isinstance(stored, dict):
+        raise ValueError(f"{path}: the checkpoint stores no config (meta['config']); give the "
+                         f"experiment: darkpose test CONFIG --checkpoint {path}")
+    where = f"{path} (stored config)"
+    cfg = apply_overrides(config_from_dict(stored, where), overrides)
+    validate_config(cfg, f"{where} with --set {' '.join(overrides)}" if overrides else where)
+    return cfg
+
+
 def _format(table: dict[str, float]) -> str:
     width = max(len(k) for k in table)
     return "\n".join(f"  {k:<{width}}  {v:8.4f}" for k, v in table.items())
@@ -61,9 +85,12 @@ def _run(args: argparse.Namespace) -> int:
     from darkpose.engine.evaluate import evaluate
     from darkpose.engine.model import build_model_from_config
 
-    cfg = load_for_command("test", args.config, args.overrides)
-    if cfg is None:
-        return 2
+    if args.config is None:
+        cfg = _stored_config(args.checkpoint, args.overrides)
+    else:
+        cfg = load_for_command("test", args.config, args.overrides)
+        if cfg is None:
+            return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: CUDA is not available on this machine")
     results = args.results or Path(cfg.output_dir) / f"results_{cfg.data.val_set}.json"

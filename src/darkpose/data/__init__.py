@@ -3,6 +3,9 @@
 - :class:`CocoKeypointDataset`: COCO or any COCO-format keypoint file + metadata file.
 - :class:`MpiiDataset`: the MPII annotation JSON of the official HRNet code.
 - :class:`TopDownTransform`: training augmentation / test-time crop, normalisation, targets.
+- :func:`crop_person` -> :class:`Crop`: the test-time crop of one person, a pure function of
+  the photo, centre, scale, size and convention (test, predict, the oracle and
+  ``TopDownTransform(train=False)`` use it).
 - :class:`EpochSampler`: wraps an index sampler to yield ``(epoch, index)`` keys, so the
   augmentation epoch travels with each index (no dataset state).
 - :func:`check_images`: decode every image of a dataset once and list the bad files (for
@@ -12,6 +15,7 @@
 
 from darkpose.data.base import EpochSampler, PersonInstance, TopDownDataset
 from darkpose.data.coco import CocoKeypointDataset
+from darkpose.data.crop import Crop, crop_person
 from darkpose.data.image import check_images, read_image
 from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
 from darkpose.data.mpii import MpiiDataset
@@ -19,6 +23,7 @@ from darkpose.data.transforms import TopDownTransform, TransformConfig
 
 __all__ = [
     "CocoKeypointDataset",
+    "Crop",
     "EpochSampler",
     "KeypointMetadata",
     "MpiiDataset",
@@ -27,6 +32,7 @@ __all__ = [
     "TopDownTransform",
     "TransformConfig",
     "check_images",
+    "crop_person",
     "load_metadata",
     "read_image",
 ]

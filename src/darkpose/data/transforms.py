@@ -1,7 +1,8 @@
 """The top-down transform: augmentation, affine crop, normalisation and heatmap targets.
 
 One class serves training (``train=True``: half-body, random scale, rotation, flip,
-optional colour jitter) and test time (``train=False``: the plain crop). Both return::
+optional colour jitter) and test time (``train=False``: the plain crop,
+:func:`darkpose.data.crop.crop_person`). Both return::
 
     {"image": (3, H, W) float32 tensor, normalised with the ImageNet mean/std,
      "target": (K, h, w) float32 tensor,          # when config.targets == "sample"
@@ -44,11 +45,16 @@ import torch
 
 from darkpose import geometry
 from darkpose.codec import MIN_SIGMA, encode
+from darkpose.data.crop import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    check_image,
+    check_triple,
+    crop_person,
+    normalization,
+    normalize_crop,
+)
 from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-"""ImageNet mean in R, G, B order (applied to the right channels whatever the output order)."""
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 HALF_BODY_PADDING = 1.5
 """Enlargement of the half-body box after its aspect padding (the reference's 1.5)."""
@@ -98,20 +104,6 @@ def _check_number(name: str, value, low: float, high: float, high_open: bool = F
     if not ok:
         bracket = ")" if high_open else "]"
         raise ValueError(f"{name}: expected a number in [{low:g}, {high:g}{bracket}, got {value!r}")
-
-
-def _check_triple(name: str, value, positive: bool) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        values = ()
-    ok = len(values) == 3 and all(math.isfinite(v) and (v > 0 or not positive) for v in values)
-    if not ok:
-        what = "positive " if positive else ""
-        raise ValueError(
-            f"{name}: expected three finite {what}numbers (R, G, B), got {value!r}"
-        )
-    return values
 
 
 @dataclass(frozen=True)
@@ -202,22 +194,12 @@ class TransformConfig:
         _check_number("color_jitter", self.color_jitter, 0.0, 1.0, high_open=True)
         _check_number("half_body_min_keypoints", self.half_body_min_keypoints, 0, math.inf,
                       high_open=True)
-        object.__setattr__(self, "mean", _check_triple("mean", self.mean, positive=False))
-        object.__setattr__(self, "std", _check_triple("std", self.std, positive=True))
+        object.__setattr__(self, "mean", check_triple("mean", self.mean, positive=False))
+        object.__setattr__(self, "std", check_triple("std", self.std, positive=True))
 
     @property
     def aspect_ratio(self) -> float:
         return self.image_size[0] / self.image_size[1]
-
-
-def _check_image(image, where: str) -> None:
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{where}: image: expected a NumPy array, got {type(image).__name__}")
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-        raise ValueError(
-            f"{where}: image: expected a non-empty (H, W, 3) uint8 BGR array, got "
-            f"{image.dtype} of shape {image.shape}"
-        )
 
 
 class TopDownTransform:
@@ -246,11 +228,7 @@ class TopDownTransform:
         self._upper = upper
         cfg = self.config
         self._sizes = np.array([cfg.image_size, cfg.heatmap_size], dtype=np.float64)
-        mean = np.asarray(cfg.mean, dtype=np.float64)
-        std = np.asarray(cfg.std, dtype=np.float64)
-        # out = (pixel / 255 - mean) / std = pixel * a + b, per R, G, B.
-        self._a_rgb = (1.0 / (255.0 * std)).astype(np.float32)
-        self._b_rgb = (-mean / std).astype(np.float32)
+        self._a_rgb, self._b_rgb = normalization(cfg.mean, cfg.std)
 
     # -- augmentation -------------------------------------------------------------------
 
@@ -353,36 +331,13 @@ class TopDownTransform:
     def normalize(
         self, crop: np.ndarray, to_rgb: bool, jitter=None
     ) -> np.ndarray:
-        """(H, W, 3) uint8 BGR crop -> (3, H, W) float32, channels in RGB or BGR order.
+        """(H, W, 3) uint8 BGR crop -> (3, H, W) float32, channels in RGB or BGR order
+        (:func:`darkpose.data.crop.normalize_crop` with the config's mean and std).
 
         ``jitter`` = (brightness, contrast, saturation) factors, applied in [0, 255] before
         the normalisation.
         """
-        h, w = crop.shape[:2]
-        order = (2, 1, 0) if to_rgb else (0, 1, 2)  # output channel c <- crop channel order[c]
-        a = self._a_rgb if to_rgb else self._a_rgb[::-1]
-        b = self._b_rgb if to_rgb else self._b_rgb[::-1]
-        out = np.empty((3, h, w), dtype=np.float32)
-        planes = cv2.split(crop)
-        if jitter is None or all(v == 1.0 for v in jitter):
-            for c in range(3):  # out[c] = plane * a + b, converted and scaled in one pass
-                p = planes[order[c]]
-                cv2.addWeighted(p, float(a[c]), p, 0.0, float(b[c]), dst=out[c], dtype=cv2.CV_32F)
-            return out
-        for c in range(3):
-            out[c] = planes[order[c]]
-        brightness, contrast, saturation = (float(v) for v in jitter)
-        out *= brightness
-        gray_w = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # R, G, B
-        gray_w = gray_w if to_rgb else gray_w[::-1]
-        gray = np.tensordot(gray_w, out, axes=1)
-        out += (1.0 - contrast) * (float(gray.mean()) - out)
-        gray = np.tensordot(gray_w, out, axes=1)
-        out += (1.0 - saturation) * (gray[None] - out)
-        np.clip(out, 0.0, 255.0, out=out)
-        out *= a[:, None, None]
-        out += b[:, None, None]
-        return out
+        return normalize_crop(crop, self._a_rgb, self._b_rgb, to_rgb, jitter)
 
     # -- the sample -----------------------------------------------------------------------
 
@@ -417,7 +372,6 @@ class TopDownTransform:
         """
         cfg = self.config
         where = f"{instance.image_path}: annotation id {instance.annotation_id}"
-        _check_image(image, where)
         keypoints = np.asarray(instance.keypoints, dtype=np.float64)
         if keypoints.shape != (self.metadata.num_keypoints, 3):
             raise ValueError(
@@ -431,12 +385,21 @@ class TopDownTransform:
             raise ValueError("a training transform needs a random generator (rng)")
         try:
             if self.train:
+                check_image(image)
                 center, scale, rotation, flipped, jitter = self.draw(keypoints, center, scale, rng)
-            a_in, a_hm = self.affines(center, scale, rotation, flipped, image.shape[1])
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from err
-        crop = cv2.warpAffine(image, a_in, cfg.image_size, flags=cv2.INTER_LINEAR)
-        pixels = self.normalize(crop, to_rgb, jitter)
+                a_in, a_hm = self.affines(center, scale, rotation, flipped, image.shape[1])
+                crop = cv2.warpAffine(image, a_in, cfg.image_size, flags=cv2.INTER_LINEAR)
+                pixels = self.normalize(crop, to_rgb, jitter)
+                heatmap_to_image = geometry.invert_affine(a_hm)
+            else:
+                c = crop_person(image, center, scale, cfg.image_size, cfg.convention,
+                                heatmap_size=cfg.heatmap_size, to_rgb=to_rgb, mean=cfg.mean,
+                                std=cfg.std)
+                pixels, a_in, a_hm, heatmap_to_image = (
+                    c.pixels, c.image_to_input, c.image_to_heatmap, c.heatmap_to_image
+                )
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{where}: {err}") from err
 
         # Keypoints follow their labels: when flipped, left and right swap names.
         kp_hm = keypoints[self._flip_index] if flipped else keypoints.copy()
@@ -460,7 +423,7 @@ class TopDownTransform:
             "keypoints": keypoints.copy(),
             "keypoints_heatmap": kp_hm,
             "image_to_input": a_in,
-            "heatmap_to_image": geometry.invert_affine(a_hm),
+            "heatmap_to_image": heatmap_to_image,
         }
         return sample
 

@@ -20,99 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from darkpose import geometry
 from darkpose.config import Config, transform_config
+from darkpose.data.crop import Crop, crop_person  # defined in the data layer, re-exported
 
 __all__ = ["Crop", "CropDataset", "Predictions", "crop_person", "evaluate", "flip_test", "predict"]
-
-
-@dataclass(frozen=True)
-class Crop:
-    """The test-time crop of one person.
-
-    pixels : (3, H, W) float32, normalised as ``(value / 255 - mean) / std`` with the
-        ImageNet mean and std; channels R, G, B (B, G, R with ``to_rgb=False``)
-    image_to_input : (2, 3) float64, image pixels -> input crop pixels
-    image_to_heatmap : (2, 3) float64, image pixels -> heatmap pixels (places keypoints for
-        targets)
-    heatmap_to_image : (2, 3) float64, its inverse (recovers decoded coordinates)
-    """
-
-    pixels: np.ndarray
-    image_to_input: np.ndarray
-    image_to_heatmap: np.ndarray
-    heatmap_to_image: np.ndarray
-
-
-def crop_person(
-    image: np.ndarray,
-    center: Sequence[float] | np.ndarray,
-    scale: Sequence[float] | np.ndarray,
-    size: tuple[int, int],
-    convention: str,
-    rotation: float = 0.0,
-    *,
-    heatmap_size: tuple[int, int] | None = None,
-    to_rgb: bool = True,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> Crop:
-    """The crop of the person at ``center``/``scale`` of a BGR image, as the network sees it.
-
-    The same pixels and affines as ``TopDownTransform(train=False)`` gives (a test checks it
-    on coco-mini under both conventions): :func:`darkpose.geometry.crop_affine` at the input
-    and heatmap sizes, a bilinear ``cv2.warpAffine`` (black outside the photo), then the
-    normalisation.
-
-    Parameters
-    ----------
-    image : (H_img, W_img, 3) uint8 array, B, G, R as OpenCV decodes (any loader: a file,
-        a video frame, a synthetic picture)
-    center : (2,) crop centre in image pixels
-    scale : (2,) crop window / 200 (:func:`darkpose.geometry.boxes_to_center_scale`)
-    size : (W, H) of the network input
-    convention : {"darkpose", "hrnet"}
-    rotation : degrees
-    heatmap_size : (W, H), default ``size // 4``
-    to_rgb : channel order of ``pixels``: R, G, B (else B, G, R)
-    mean, std : in R, G, B order, default ImageNet's
-
-    Raises
-    ------
-    ValueError
-        An image that is not a non-empty (H, W, 3) uint8 array, or a centre, scale or
-        rotation that :func:`darkpose.geometry.crop_affine` rejects (naming the field).
-    """
-    from darkpose.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-        raise ValueError(
-            f"image: expected a non-empty (H, W, 3) uint8 BGR array, got {image.dtype} of "
-            f"shape {image.shape}"
-        )
-    size = (int(size[0]), int(size[1]))
-    heatmap_size = (size[0] // 4, size[1] // 4) if heatmap_size is None else tuple(heatmap_size)
-    a_in, a_hm = geometry.crop_affine(center, scale, rotation, [size, heatmap_size], convention)
-    crop = cv2.warpAffine(image, a_in, size, flags=cv2.INTER_LINEAR)
-    mean = np.asarray(IMAGENET_MEAN if mean is None else mean, dtype=np.float64)
-    std = np.asarray(IMAGENET_STD if std is None else std, dtype=np.float64)
-    # out = (value / 255 - mean) / std = value * a + b, per output channel (R, G, B or B, G, R)
-    order = (2, 1, 0) if to_rgb else (0, 1, 2)  # output channel c <- crop channel order[c]
-    a = (1.0 / (255.0 * std)).astype(np.float32)
-    b = (-mean / std).astype(np.float32)
-    a, b = (a, b) if to_rgb else (a[::-1], b[::-1])
-    pixels = np.empty((3, size[1], size[0]), dtype=np.float32)
-    planes = cv2.split(crop)
-    for c in range(3):
-        p = planes[order[c]]
-        cv2.addWeighted(p, float(a[c]), p, 0.0, float(b[c]), dst=pixels[c], dtype=cv2.CV_32F)
-    return Crop(pixels, a_in, a_hm, geometry.invert_affine(a_hm))
 
 
 def _heatmaps(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
