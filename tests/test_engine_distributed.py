@@ -130,7 +130,8 @@ def test_two_processes_train_the_weights_of_one_process_with_the_global_batch(tm
     for key, value in one.state_dict.items():
         # measured: max |difference| 3.0e-8 (float32 sums in another order), while the
         # weights move by 0.01 to 0.10 from their initial values
-        torch.testing.assert_close(ddp.state_dict[key], value, rtol=0, atol=1e-7, msg=key)
+        torch.testing.assert_close(ddp.state_dict[key], value, rtol=0, atol=1e-7,
+                                   msg=lambda m, key=key: f"{key}: {m}")
         assert not torch.equal(value, initial[key])
     lines = (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()
     assert len(lines) == 2  # rank 0 alone logs
@@ -181,9 +182,9 @@ def test_two_processes_evaluate_the_ap_of_one_process(coco_mini, tmp_path):
     assert table["AP"] == pytest.approx(0.9913, abs=1e-4)  # test_engine_evaluate's figure
     for r in range(WORLD):
         got = torch.load(tmp_path / f"rank{r}.pt", weights_only=False)
-        # every rank has every person (86, gathered in dataset order) and rank 0's table
+        assert got["table"] == table  # rank 0's, on every rank
+        # every rank has every person (86, gathered in dataset order)
         np.testing.assert_array_equal(got["keypoints"].numpy(), keypoints)
-        assert got["table"] == table
     assert (tmp_path / "results.json").read_text() == (tmp_path / "single.json").read_text()
 
 
