@@ -106,6 +106,8 @@ def _train_job(data: Path, out: Path) -> None:
 
     whole = train(train_config(data, out / "ddp", 2), progress=False)
     assert (whole.epoch, whole.step) == (2, 4)  # 8 persons: 4 a rank, 2 steps an epoch
+    with pytest.raises(FileExistsError, match="holds a run of this config"):  # on every rank
+        train(train_config(data, out / "ddp", 2), progress=False)
     parts = train_config(data, out / "ddp_parts", 2)
     assert train(parts, progress=False, max_steps=1).step == 1  # mid-epoch 1
     assert train(parts, progress=False, resume=True).step == 4

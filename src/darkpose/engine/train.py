@@ -380,8 +380,15 @@ def train(
     dataset = build_dataset(cfg, "train", train=True, targets="batch")
     main = distributed.is_main()
     progress = progress and main
-    # rank 0 checks and prepares the folder; every rank raises its error, or reads last.pth
-    previous = distributed.on_main(lambda: _prepare_output_dir(out, cfg, resume, overwrite))
+    # rank 0 checks and prepares the folder (every rank raises its error); the others then
+    # read last.pth themselves rather than receive it
+    previous = None
+
+    def prepare() -> None:
+        nonlocal previous
+        previous = _prepare_output_dir(out, cfg, resume, overwrite)
+
+    distributed.on_main(prepare)
     if resume and not main:
         from darkpose.models import read_checkpoint
 
