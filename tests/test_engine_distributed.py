@@ -215,3 +215,17 @@ def test_torchrun_darkpose_train_writes_one_run(coco_mini, tmp_path):
     # 86 persons: 43 a rank; 2 steps of 8 per rank = 16 samples of rank 0's share
     assert (last.training["step"], last.training["position"]) == (2, 16)
     assert sorted(p.name for p in out.iterdir()) == ["last.pth"]
+
+
+def test_without_torchrun_there_is_one_process_and_a_bad_environment_is_named(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.init_from_env("cpu") == distributed.Launch(0, 1, 0, torch.device("cpu"))
+    assert not distributed.is_distributed() and distributed.is_main()
+    assert distributed.gather("x") == ["x"] and distributed.world_size() == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "one")
+    with pytest.raises(ValueError, match="environment variable RANK: expected an integer "
+                                         r"\(torchrun sets it\), got 'one'"):
+        distributed.init_from_env("cpu")
+    assert not distributed.is_distributed()

@@ -68,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_for_command("train", args.config, args.overrides)
     if cfg is None:
         return 2
-    launch = distributed.init_from_env(device.type)  # rank 0 of 1 without torchrun
+    try:
+        launch = distributed.init_from_env(device.type)  # rank 0 of 1 without torchrun
+    except ValueError as e:  # a torchrun environment that does not fit this machine
+        print(f"darkpose train: error: {e}", file=sys.stderr)
+        return 2
     main = launch.rank == 0
     logging.basicConfig(level=logging.INFO if main else logging.WARNING, format="%(message)s")
     try:
