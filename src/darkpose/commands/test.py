@@ -8,6 +8,9 @@ decode, rescoring and NMS of ``test`` (:func:`darkpose.engine.evaluate.evaluate`
 predictions are written to ``--results`` (default ``<output_dir>/results_<val_set>.json``),
 never over an existing file unless ``--overwrite``. Bad input (a config typo, a missing file,
 a checkpoint of another model) is one line on stderr naming the file or field, exit code 2.
+
+Under ``torchrun`` (``torchrun --nproc-per-node G -m darkpose test CONFIG``) the persons are
+shared out across the processes and gathered; rank 0 scores, writes and prints.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     from darkpose._files import check_target
     from darkpose.commands.config_show import load_for_command
     from darkpose.data import load_metadata
+    from darkpose.engine import distributed
     from darkpose.engine.data import build_dataset, split_paths
     from darkpose.engine.evaluate import evaluate
     from darkpose.engine.model import build_model_from_config
@@ -106,8 +110,14 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _load_weights(model, Path(checkpoint), cfg, metadata.num_keypoints)
     results.parent.mkdir(parents=True, exist_ok=True)
-    table = evaluate(model, cfg, device=args.device, dataset=dataset, results_path=results,
-                     overwrite=args.overwrite)
+    launch = distributed.init_from_env(args.device)  # rank 0 of 1 without torchrun
+    try:
+        table = evaluate(model, cfg, device=launch.device, dataset=dataset, results_path=results,
+                         overwrite=args.overwrite)
+    finally:
+        distributed.cleanup()
+    if launch.rank != 0:
+        return 0
     what = "PCKh" if cfg.data.dataset == "mpii" else "COCO keypoints"
     print(f"{what}: {split_paths(cfg, 'val').annotations} ({len(dataset)} persons), model "
           f"{cfg.model.name}, weights {checkpoint or 'random'}, flip test "

@@ -1,4 +1,9 @@
-"""`darkpose train CONFIG [--set key=value ...] [--resume] [--overwrite] [--device D] [--max-steps N]`."""
+"""`darkpose train CONFIG [--set key=value ...] [--resume] [--overwrite] [--device D] [--max-steps N]`.
+
+Under ``torchrun`` (``torchrun --nproc-per-node G -m darkpose train CONFIG``) each process
+joins the process group of the environment and trains on GPU ``LOCAL_RANK`` (gloo on the
+CPU); rank 0 prints and writes the files.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,11 @@ _EPILOG = """\
 Writes last.pth (every epoch; resumes the run), best.pth (best validation metric),
 log.jsonl and curves.png into the config's output_dir. Exit status: 0 done, 1 the loss
 became NaN/Inf (last.pth keeps the last good state), 2 bad input (config, paths,
-checkpoint, an output folder holding another run)."""
+checkpoint, an output folder holding another run).
+
+Many GPUs: torchrun --nproc-per-node G -m darkpose train CONFIG (train.batch_size is per
+process); many machines: torchrun --nnodes N --nproc-per-node G --rdzv-backend c10d
+--rdzv-endpoint HOST:PORT -m darkpose train CONFIG on each."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from darkpose.commands.config_show import load_for_command
     from darkpose.config import ConfigError
+    from darkpose.engine import distributed
     from darkpose.engine.train import NonFiniteLossError, train
     from darkpose.models import CheckpointError
 
@@ -42,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     if args.max_steps is not None and args.max_steps < 0:
         print(f"darkpose train: error: --max-steps must be >= 0, got {args.max_steps}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         device = torch.device(device)
     except RuntimeError as e:
@@ -60,14 +69,27 @@ def run(args: argparse.Namespace) -> int:
     if cfg is None:
         return 2
     try:
-        summary = train(cfg, device=device, resume=args.resume, overwrite=args.overwrite,
+        launch = distributed.init_from_env(device.type)  # rank 0 of 1 without torchrun
+    except ValueError as e:  # a torchrun environment that does not fit this machine
+        print(f"darkpose train: error: {e}", file=sys.stderr)
+        return 2
+    main = launch.rank == 0
+    logging.basicConfig(level=logging.INFO if main else logging.WARNING, format="%(message)s")
+    try:
+        summary = train(cfg, device=launch.device if launch.world_size > 1 else device,
+                        resume=args.resume, overwrite=args.overwrite,
                         progress=not args.no_progress, max_steps=args.max_steps)
-    except NonFiniteLossError as e:
-        print(f"darkpose train: {e}", file=sys.stderr)
+    except NonFiniteLossError as e:  # every rank raises it (the loss is averaged over them)
+        if main:
+            print(f"darkpose train: {e}", file=sys.stderr)
         return 1
     except (ConfigError, CheckpointError, FileNotFoundError, FileExistsError, ValueError) as e:
-        message = " ".join(str(e).split()) if isinstance(e, ConfigError) else str(e)
-        print(f"darkpose train: error: {message}", file=sys.stderr)
+        if main:
+            message = " ".join(str(e).split()) if isinstance(e, ConfigError) else str(e)
+            print(f"darkpose train: error: {message}", file=sys.stderr)
         return 2
-    print(summary)
+    finally:
+        distributed.cleanup()
+    if main:
+        print(summary)
     return 0

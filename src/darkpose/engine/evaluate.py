@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from darkpose import geometry
 from darkpose.config import Config, transform_config
@@ -148,22 +148,29 @@ def predict(
 
     ``dataset``: a :class:`darkpose.data.TopDownDataset` (its instances and images are used,
     not its transform).
+
+    Under an initialised process group (``torchrun``; every rank must call it) rank ``r`` of
+    ``W`` predicts persons ``r, r + W, ...`` and every rank returns the whole table, the
+    shares gathered back into dataset order; the progress bar is rank 0's.
     """
     from darkpose.codec import decode
+    from darkpose.engine import distributed
 
     device = torch.device(device)
     kernel = blur_kernel(cfg)
     shift = geometry.convention_flip_shift(cfg.input.convention)
     pairs = dataset.metadata.flip_pairs
-    loader = DataLoader(CropDataset(dataset, cfg, load_image), batch_size=cfg.test.batch_size,
-                        shuffle=False, num_workers=cfg.data.workers)
+    share = range(distributed.rank(), len(dataset), distributed.world_size())
+    crops = CropDataset(dataset, cfg, load_image)
+    loader = DataLoader(crops if len(share) == len(dataset) else Subset(crops, share),
+                        batch_size=cfg.test.batch_size, shuffle=False, num_workers=cfg.data.workers)
     k = dataset.metadata.num_keypoints
     keypoints = np.zeros((len(dataset), k, 3))
     was_training = model.training
     model.to(device).eval()
     try:
         with torch.inference_mode():
-            batches = _progress(loader, progress, "test")
+            batches = _progress(loader, progress and distributed.is_main(), "test")
             for batch in batches:
                 images = batch["image"].to(device)
                 if cfg.test.flip_test:
@@ -177,6 +184,9 @@ def predict(
                 keypoints[index, :, 2] = scores.cpu().numpy()
     finally:
         model.train(was_training)
+    if distributed.is_distributed():
+        for ranks_share, values in distributed.gather((share, keypoints[share])):
+            keypoints[ranks_share] = values
     return Predictions(
         keypoints=keypoints,
         image_ids=np.asarray(dataset.image_ids, dtype=np.int64).copy(),
@@ -216,8 +226,13 @@ def evaluate(
     where to keep the predictions as JSON (COCO results format; MPII: one entry per
     annotation-file entry), never replacing an existing file unless ``overwrite``; checked
     before the model runs.
+
+    Under an initialised process group every rank must call it: the prediction is sharded
+    across the ranks (:func:`predict`), rank 0 scores it (and writes ``results_path``), and
+    every rank returns rank 0's table.
     """
     from darkpose._files import check_target
+    from darkpose.engine import distributed
     from darkpose.engine.data import build_dataset, split_paths
 
     if results_path is not None:
@@ -231,17 +246,20 @@ def evaluate(
         gt = load_pckh_ground_truth(split_paths(cfg, "val").pckh_gt)
     preds = predict(model, dataset, cfg, device=device, progress=progress)
     if mpii:
-        return _pckh(preds, gt, results_path, overwrite)
+        return distributed.on_main(lambda: _pckh(preds, gt, results_path, overwrite))
     from darkpose.evaluation import evaluate_coco, keypoint_results
 
-    sigmas = dataset.metadata.sigmas
-    results = keypoint_results(
-        preds.keypoints, preds.image_ids, preds.box_scores, preds.areas,
-        category_id=getattr(dataset, "category_id", 1), in_vis_thre=cfg.test.in_vis_thre,
-        nms=cfg.test.nms, oks_thre=cfg.test.oks_thre, sigmas=sigmas,
-    )
-    return evaluate_coco(results, dataset.ann_file, results_file=results_path,
-                         overwrite=overwrite, sigmas=sigmas)
+    def score() -> dict[str, float]:
+        sigmas = dataset.metadata.sigmas
+        results = keypoint_results(
+            preds.keypoints, preds.image_ids, preds.box_scores, preds.areas,
+            category_id=getattr(dataset, "category_id", 1), in_vis_thre=cfg.test.in_vis_thre,
+            nms=cfg.test.nms, oks_thre=cfg.test.oks_thre, sigmas=sigmas,
+        )
+        return evaluate_coco(results, dataset.ann_file, results_file=results_path,
+                             overwrite=overwrite, sigmas=sigmas)
+
+    return distributed.on_main(score)
 
 
 def _pckh(preds: Predictions, gt, results_path, overwrite: bool) -> dict[str, float]:

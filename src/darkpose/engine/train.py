@@ -16,6 +16,14 @@ numpy, python) and the position in the epoch's order, so a run stopped anywhere 
 (``resume=True``) ends with the weights an uninterrupted run ends with, bit for bit (with
 ``torch.use_deterministic_algorithms(True)``).
 
+Many processes (``torchrun``, :mod:`darkpose.engine.distributed`): when a process group is
+initialised, each rank trains on its share of the epoch's order
+(:class:`~darkpose.engine.distributed.ShardedEpochOrder`), the model runs in
+``DistributedDataParallel`` (gradients averaged over the global batch of
+``train.batch_size`` x world size), rank 0 alone logs, shows progress and writes the files
+(the others wait at a barrier), and validation is sharded across the ranks. All ranks seed
+the same generators, so their RNG states stay equal and rank 0's resume every rank.
+
 The caller's RNG states are left as they were: the run seeds and uses the global generators
 (model initialisation, dropout) inside a scope that gives the caller's states back on return.
 """
@@ -23,7 +31,6 @@ The caller's RNG states are left as they were: the run seeds and uses the global
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import math
@@ -36,11 +43,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, Sampler
+from torch.utils.data import DataLoader
 
 from darkpose._files import write_new
 from darkpose.config import Config, ConfigError, TrainConfig, config_to_dict
+from darkpose.engine import distributed
 from darkpose.engine.data import build_dataset
+from darkpose.engine.distributed import ShardedEpochOrder, epoch_order_seed
 from darkpose.engine.model import build_model_from_config
 
 __all__ = [
@@ -151,29 +160,6 @@ def build_loss(t: TrainConfig) -> nn.Module:
     if t.loss == "ohkm":
         return JointsOHKMMSELoss(use_target_weight=True, topk=8)
     raise ConfigError(f"train.loss: expected 'mse' or 'ohkm', got {t.loss!r}")
-
-
-def epoch_order_seed(seed: int, epoch: int) -> int:
-    """The seed of epoch ``epoch``'s data order: a function of (seed, epoch) only."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0])
-
-
-class _EpochOrder(Sampler[int]):
-    """A ``RandomSampler`` reseeded by (seed, epoch) at ``set_epoch``, read from ``start``
-    (the samples of the epoch already trained on, when resuming mid-epoch)."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch, self.start = size, seed, 0, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(epoch_order_seed(self.seed, self.epoch))
-        return itertools.islice(RandomSampler(range(self.size), generator=generator), self.start, None)
-
-    def __len__(self) -> int:
-        return self.size - self.start
 
 
 def _rng_states(cuda: bool) -> dict[str, Any]:
@@ -346,6 +332,9 @@ def train(
 ) -> TrainSummary:
     """Train the model of ``cfg`` on its training split; see the module docstring.
 
+    Under an initialised process group (``torchrun``) every rank calls it with the same
+    config and its own ``device``; see :mod:`darkpose.engine.distributed`.
+
     Parameters
     ----------
     cfg : Config
@@ -389,11 +378,25 @@ def train(
         raise ValueError(f"max_steps must be >= 0, got {max_steps}")
     out = Path(cfg.output_dir)
     dataset = build_dataset(cfg, "train", train=True, targets="batch")
-    previous = _prepare_output_dir(out, cfg, resume, overwrite)
+    main = distributed.is_main()
+    progress = progress and main
+    # rank 0 checks and prepares the folder (every rank raises its error); the others then
+    # read last.pth themselves rather than receive it
+    previous = None
+
+    def prepare() -> None:
+        nonlocal previous
+        previous = _prepare_output_dir(out, cfg, resume, overwrite)
+
+    distributed.on_main(prepare)
+    if resume and not main:
+        from darkpose.models import read_checkpoint
+
+        previous = read_checkpoint(out / LAST)
     num_joints = dataset.metadata.num_keypoints
-    steps_per_epoch = math.ceil(len(dataset) / t.batch_size)
+    order = ShardedEpochOrder(len(dataset), t.seed, distributed.rank(), distributed.world_size())
+    steps_per_epoch = math.ceil(order.share / t.batch_size)
     total_steps = t.epochs * steps_per_epoch
-    order = _EpochOrder(len(dataset), t.seed)
     sampler = EpochSampler(order)
     loader = DataLoader(
         dataset, batch_size=t.batch_size, sampler=sampler, num_workers=cfg.data.workers,
@@ -412,6 +415,7 @@ def train(
         model.to(device)
         if t.channels_last:
             model.to(memory_format=torch.channels_last)
+        wrapped = distributed.wrap_model(model, device, t.sync_batchnorm)  # `model` is saved
         optimizer = build_optimizer(model, t)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, t, steps_per_epoch))
@@ -427,12 +431,19 @@ def train(
             scaler.load_state_dict(tr["scaler"])
             state.update({k: tr[k] for k in state})
             _set_rng_states(tr["rng"], cuda)
-            kept = [r for r in _read_log(log_path) if r["step"] <= state["step"]]
-            log_path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        forward = torch.compile(model) if t.compile else model
+            if main:
+                kept = [r for r in _read_log(log_path) if r["step"] <= state["step"]]
+                log_path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        forward = torch.compile(wrapped) if t.compile else wrapped
         amp_dtype = _AMP_DTYPES[t.amp]
 
-        def save(path: Path) -> Path:
+        def save(path: Path) -> None:
+            """Rank 0 writes ``path``; the others wait for it."""
+            if main:
+                _save(path)
+            distributed.barrier()
+
+        def _save(path: Path) -> Path:
             best = state["best"]
             meta = {
                 "model": cfg.model.name, "model_options": cfg.model.options,
@@ -474,7 +485,7 @@ def train(
                     output = forward(images)
                 output = [o.float() for o in output] if isinstance(output, (list, tuple)) else output.float()
                 loss = criterion(output, target, weight)
-                value = loss.item()
+                value = distributed.mean_over_ranks(loss)  # of the global batch: all ranks stop together
                 if not math.isfinite(value):
                     bar.close()
                     kept = f"{last_path} is kept" if last_path.is_file() else "no checkpoint was written"
@@ -500,14 +511,14 @@ def train(
                 state["loss_sum"] += value
                 state["loss_batches"] += 1
                 session_steps += 1
-                epoch_samples += n
+                epoch_samples += n * order.world_size  # of all ranks
                 elapsed = time.perf_counter() - started
                 eta = (total_steps - state["step"]) * elapsed / session_steps
                 bar.set_postfix(loss=f"{value:.3g}", lr=f"{lr:.3g}",
                                 samples_s=f"{epoch_samples / (time.perf_counter() - epoch_start):.1f}",
                                 eta=f"{eta / 60:.1f}min", refresh=False)
                 bar.update()
-                if stop_requested() and state["position"] < len(dataset):
+                if stop_requested() and state["position"] < order.share:
                     stopped = True
                     break
             bar.close()
@@ -536,13 +547,15 @@ def train(
             else:
                 improved = False
             state.update(epoch=epoch + 1, position=0, loss_sum=0.0, loss_batches=0)
-            _append_log(log_path, record)
-            plot_curves(log_path, out / PLOT)
+            if main:
+                _append_log(log_path, record)
+                plot_curves(log_path, out / PLOT)
             if improved:
                 save(best_path)
             save(last_path)
-            logger.info("epoch %d/%d: loss %.4g%s", epoch + 1, t.epochs, record["loss"],
-                        "".join(f", {k} {v:.4f}" for k, v in record.get("val", {}).items()))
+            if main:
+                logger.info("epoch %d/%d: loss %.4g%s", epoch + 1, t.epochs, record["loss"],
+                            "".join(f", {k} {v:.4f}" for k, v in record.get("val", {}).items()))
 
         if stopped or state["epoch"] < t.epochs:
             save(last_path)
