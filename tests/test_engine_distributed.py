@@ -114,9 +114,8 @@ def _train_job(data: Path, out: Path) -> None:
 
 
 def test_two_processes_train_the_weights_of_one_process_with_the_global_batch(tmp_path, monkeypatch):
-    from test_engine_train import write_tiny_coco
-
     from darkpose.engine.train import train
+    from test_engine_train import write_tiny_coco
 
     write_tiny_coco(tmp_path / "data")  # 4 photos, 8 persons
     spawn(_train_job, tmp_path / "data", tmp_path)
@@ -155,10 +154,9 @@ def read_checkpoint_initial(tmp_path: Path) -> dict:
 
 
 def _evaluate_job(coco_mini: Path, out: Path) -> None:
-    from test_engine_evaluate import ground_truth_model, mini_config
-
     from darkpose.engine.data import build_dataset
     from darkpose.engine.evaluate import evaluate, predict
+    from test_engine_evaluate import ground_truth_model, mini_config
 
     cfg = mini_config(coco_mini)
     ds = build_dataset(cfg, "val", train=False)
@@ -170,10 +168,9 @@ def _evaluate_job(coco_mini: Path, out: Path) -> None:
 
 
 def test_two_processes_evaluate_the_ap_of_one_process(coco_mini, tmp_path):
-    from test_engine_evaluate import ground_truth_model, mini_config
-
     from darkpose.engine.data import build_dataset
     from darkpose.engine.evaluate import evaluate, predict
+    from test_engine_evaluate import ground_truth_model, mini_config
 
     spawn(_evaluate_job, coco_mini, tmp_path)
     cfg = mini_config(coco_mini)

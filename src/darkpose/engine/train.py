@@ -164,7 +164,7 @@ def build_loss(t: TrainConfig) -> nn.Module:
 
 def _rng_states(cuda: bool) -> dict[str, Any]:
     """Every RNG state the run uses, as tensors and plain data (``weights_only`` loads it)."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    _, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (the global state, saved for resume)
     version, internal, gauss_next = random.getstate()
     states = {
         "torch": torch.get_rng_state(),
@@ -180,7 +180,7 @@ def _rng_states(cuda: bool) -> dict[str, Any]:
 def _set_rng_states(states: dict[str, Any], cuda: bool) -> None:
     torch.set_rng_state(states["torch"])
     n = states["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],  # noqa: NPY002
                          n["cached_gaussian"]))
     version, internal, gauss_next = states["python"]
     random.setstate((version, tuple(internal), gauss_next))
@@ -193,7 +193,7 @@ def _run_rng_scope(seed: int, cuda: bool):
     """Seed the global generators for the run; give the caller's states back at the end."""
     caller = _rng_states(cuda)
     torch.manual_seed(seed)  # CUDA's too
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (user code may draw from it)
     random.seed(seed)
     try:
         yield
