@@ -46,13 +46,17 @@ def process_settings():
 
 
 def test_command_writes_its_figures_and_gives_the_process_settings_back(config, tmp_path, capsys,
-                                                                         process_settings):
+                                                                         process_settings, monkeypatch):
+    seen = []  # denormal flushing while the samples are made (workers 0: in this process)
+    get = TopDownDataset.__getitem__
+    monkeypatch.setattr(TopDownDataset, "__getitem__",
+                        lambda self, key: seen.append(flushing_denormals()) or get(self, key))
     out = tmp_path / "train.json"
     args = ["bench", "train", str(config), "--workers", "0", "--iters", "3", "--warmup", "1",
             "--batch-size", "4", "--threads", "1", "--json", str(out)]
     assert main(args) == 0
     assert (torch.get_num_threads(), cv2.getNumThreads()) == (2, 3)
-    assert not flushing_denormals()  # flushed during the run only
+    assert seen and all(seen) and not flushing_denormals()  # flushed during the run only
     report = json.loads(out.read_text())
     assert (report["model"], report["image_size"], report["batch_size"]) == ("hrnet_tiny", [48, 64], 4)
     assert (report["iters"], report["warmup"], report["device"]) == (3, 1, "cpu")
