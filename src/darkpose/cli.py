@@ -17,6 +17,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "oracle"), "darkpose.bench.oracle", "COCO AP that perfect heatmaps would give"),
     (("bench", "pipeline"), "darkpose.bench.pipeline", "training-sample throughput vs. JPEG decode"),
     (("bench", "models"), "darkpose.bench.models", "forward/training throughput of the models"),
+    (("bench", "train"), "darkpose.bench.train", "training-loop time against the model step alone"),
     (("models",), "darkpose.models.listing", "list the model names with parameter counts"),
     (("config", "show"), "darkpose.commands.config_show", "print the resolved config of an experiment"),
     (("config", "convert"), "darkpose.commands.config_convert", "write an official yacs experiment as ours"),
