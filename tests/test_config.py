@@ -440,3 +440,19 @@ def test_shipped_config_loads_and_builds(path):
     assert cfg.data.root == f"data/{cfg.data.dataset}" and cfg.data.metadata == cfg.data.dataset
     assert cfg.train.optimizer == "adam" and cfg.train.lr_factor == 0.1
     assert cfg.output_dir == f"runs/{path.stem}"
+
+
+def test_the_config_defaults_are_the_transforms_defaults():
+    """The augmentation and target defaults are written in two dataclasses (the data layer
+    cannot import the config); they must agree, field by field."""
+    import dataclasses
+
+    from darkpose.config import AugmentConfig, TargetConfig
+    from darkpose.data import TransformConfig
+
+    ours = {f.name: f.default for f in dataclasses.fields(AugmentConfig)}
+    theirs = {f.name: f.default for f in dataclasses.fields(TransformConfig)}
+    assert ours == {name: theirs[name] for name in ours}
+    assert TargetConfig().method == theirs["encode_method"]
+    assert TargetConfig().use_joint_weights == theirs["use_joint_weights"]
+    assert TargetConfig().sigma is theirs["sigma"] is None
