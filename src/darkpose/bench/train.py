@@ -93,7 +93,7 @@ def _make_step(cfg, num_joints: int, device: torch.device, channels_last: bool, 
     """(to_device, step) for a fresh model: ``to_device(batch)`` moves a collated batch as
     the loop does; ``step(batch)`` is forward, loss, backward and optimiser step (with the
     config's grad clip and, under fp16, a grad scaler); it returns the loss."""
-    from darkpose.engine.train import build_loss, build_optimizer
+    from darkpose.engine.train import apply_gradients, build_loss, build_optimizer, forward_loss
 
     t = cfg.train
     model = _fresh_model(cfg, num_joints, device, channels_last)
@@ -109,18 +109,9 @@ def _make_step(cfg, num_joints: int, device: torch.device, channels_last: bool, 
         return moved
 
     def step(b: dict) -> float:
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            output = net(b["image"])
-        output = [o.float() for o in output] if isinstance(output, (list, tuple)) else output.float()
-        loss = criterion(output, b["target"], b["target_weight"])
-        value = loss.item()
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if t.grad_clip is not None:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        loss = forward_loss(net, criterion, b["image"], b["target"], b["target_weight"], dtype)
+        value = loss.item()  # the loop reads the loss too (its non-finite check)
+        apply_gradients(loss, model, optimizer, scaler, t.grad_clip)
         return value
 
     return to_device, step

@@ -55,9 +55,11 @@ from darkpose.engine.model import build_model_from_config
 __all__ = [
     "NonFiniteLossError",
     "TrainSummary",
+    "apply_gradients",
     "build_loss",
     "build_optimizer",
     "epoch_order_seed",
+    "forward_loss",
     "lr_factor",
     "main_metric",
     "plot_curves",
@@ -160,6 +162,27 @@ def build_loss(t: TrainConfig) -> nn.Module:
     if t.loss == "ohkm":
         return JointsOHKMMSELoss(use_target_weight=True, topk=8)
     raise ConfigError(f"train.loss: expected 'mse' or 'ohkm', got {t.loss!r}")
+
+
+def forward_loss(forward, criterion: nn.Module, images, target, weight, amp_dtype) -> torch.Tensor:
+    """The loss of one batch: the forward under autocast (``amp_dtype`` None: off), the
+    output back in float32, then the criterion with the target weights."""
+    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        output = forward(images)
+    output = [o.float() for o in output] if isinstance(output, (list, tuple)) else output.float()
+    return criterion(output, target, weight)
+
+
+def apply_gradients(loss: torch.Tensor, model: nn.Module, optimizer, scaler, grad_clip: float | None) -> None:
+    """Backward and optimiser step: gradients zeroed, the (scaled) loss back-propagated, the
+    gradient norm clipped to ``grad_clip`` when set, then the step through the grad scaler."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def _rng_states(cuda: bool) -> dict[str, Any]:
@@ -481,10 +504,7 @@ def train(
                     images = images.contiguous(memory_format=torch.channels_last)
                 target = batch["target"].to(device, non_blocking=True)
                 weight = batch["target_weight"].to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    output = forward(images)
-                output = [o.float() for o in output] if isinstance(output, (list, tuple)) else output.float()
-                loss = criterion(output, target, weight)
+                loss = forward_loss(forward, criterion, images, target, weight, amp_dtype)
                 value = distributed.mean_over_ranks(loss)  # of the global batch: all ranks stop together
                 if not math.isfinite(value):
                     bar.close()
@@ -495,14 +515,8 @@ def train(
                         f"{steps_per_epoch}); the run stopped before applying it and {kept} "
                         "as the last good state. Lower train.lr, set train.grad_clip, or check "
                         "the data of this batch.")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if t.grad_clip is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 lr = scheduler.get_last_lr()[0]  # this step's
-                scaler.step(optimizer)
-                scaler.update()
+                apply_gradients(loss, model, optimizer, scaler, t.grad_clip)
                 scheduler.step()
 
                 n = images.shape[0]
