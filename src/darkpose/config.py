@@ -25,6 +25,7 @@ import math
 import os
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,15 @@ def _closest(key: str, valid: list[str]) -> str:
     return f"; did you mean {', '.join(near)}?" if near else f"; valid keys: {', '.join(valid)}"
 
 
+# scalar field type -> (what it accepts, how the error names it); bool is no int or float here
+_SCALARS: dict[type, tuple[Callable[[Any], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """``value`` as the annotated type ``hint`` (the few types the config uses)."""
     origin = typing.get_origin(hint)
@@ -215,27 +225,16 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
+    if hint in _SCALARS:
+        if hint is float and isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
             try:
                 value = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+        accepts, what = _SCALARS[hint]
+        if not accepts(value):
+            raise ConfigError(f"{where}: expected {what}, got {value!r}")
+        return float(value) if hint is float else value
     raise ConfigError(f"{where}: unsupported field type {hint!r}")  # pragma: no cover
 
 
