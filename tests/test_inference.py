@@ -89,6 +89,9 @@ def test_no_boxes_is_the_whole_image_and_empty_boxes_give_no_person(predictor):
     same = predictor.predict(image, [[0, 0, 70, 90]], return_heatmaps=True)
     np.testing.assert_array_equal(same.keypoints, whole.keypoints)
     assert same.heatmaps.shape == (1, 17, 16, 12) and same.heatmaps.dtype == np.float32
+    # the heatmap centre ((12 - 1) / 2, (16 - 1) / 2) lands on the box centre ((70 - 1) / 2, (90 - 1) / 2)
+    centre = same.heatmap_to_image[0] @ [5.5, 7.5, 1.0]
+    np.testing.assert_allclose(centre, [34.5, 44.5], atol=1e-12)
     empty = predictor.predict(image, [], return_heatmaps=True)
     assert empty.keypoints.shape == (0, 17, 3) and empty.boxes.shape == (0, 4)
     assert empty.heatmaps.shape == (0, 17, 16, 12)

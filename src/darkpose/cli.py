@@ -18,11 +18,13 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "pipeline"), "darkpose.bench.pipeline", "training-sample throughput vs. JPEG decode"),
     (("bench", "models"), "darkpose.bench.models", "forward/training throughput of the models"),
     (("bench", "train"), "darkpose.bench.train", "training-loop time against the model step alone"),
+    (("bench", "predict"), "darkpose.bench.predict", "persons/s of the Predictor: crop, model, decode"),
     (("models",), "darkpose.models.listing", "list the model names with parameter counts"),
     (("config", "show"), "darkpose.commands.config_show", "print the resolved config of an experiment"),
     (("config", "convert"), "darkpose.commands.config_convert", "write an official yacs experiment as ours"),
     (("train",), "darkpose.commands.train", "train a model from an experiment config"),
     (("test",), "darkpose.commands.test", "evaluate a model (COCO AP or MPII PCKh)"),
+    (("predict",), "darkpose.commands.predict", "keypoints on your images or video, drawn"),
 ]
 
 

@@ -54,6 +54,7 @@ class PosePrediction:
     keypoints : (P, K, 3) float64, (x, y) in image pixels and the heatmap score
     boxes : (P, 4) float64, the person boxes used, (x, y, w, h) in image pixels
     box_scores : (P,) float64, the boxes' scores (1 where none was given)
+    heatmap_to_image : (P, 2, 3) float64, each crop's affine from heatmap to image pixels
     heatmaps : (P, K, h, w) float32 NumPy array (flip-averaged when flip test is on), or
         None unless asked for
     """
@@ -61,6 +62,7 @@ class PosePrediction:
     keypoints: np.ndarray
     boxes: np.ndarray
     box_scores: np.ndarray
+    heatmap_to_image: np.ndarray
     heatmaps: np.ndarray | None = None
 
 
@@ -256,6 +258,7 @@ class Predictor:
         Of ``config.data.metadata``: K keypoints, flip pairs, skeleton.
     model : torch.nn.Module, in eval mode on ``device``
     device : torch.device
+    transform : TransformConfig of the test-time crop (``transform_config(config, "none")``)
 
     Raises
     ------
@@ -309,8 +312,8 @@ class Predictor:
         self.metadata = load_metadata(cfg.data.metadata)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self._transform = transform_config(cfg, "none")
-        width, height = self._transform.image_size
+        self.transform = transform_config(cfg, "none")
+        width, height = self.transform.image_size
         self._aspect = width / height
 
     def predict(
@@ -379,39 +382,51 @@ class Predictor:
                 xywh = as_xywh_boxes(boxes, box_format_i, f"{name}: boxes")
                 used_boxes.append(xywh)
                 used_scores.append(_box_scores(scores, len(xywh), f"{name}: box_scores"))
-                yield from self._crops(bgr, xywh, i, name)
+                pixels, affines = self.crops(bgr, xywh, name)
+                for j in range(len(xywh)):
+                    yield _Person(i, pixels[j], affines[j])
 
-        keypoints, heatmaps, owners = self._run(persons(), return_heatmaps)
+        keypoints, affines, heatmaps, owners = self._run(persons(), return_heatmaps)
         out = []
         for i in range(n):
             mine = owners == i
             out.append(PosePrediction(
                 keypoints=keypoints[mine], boxes=used_boxes[i], box_scores=used_scores[i],
-                heatmaps=heatmaps[mine] if return_heatmaps else None,
+                heatmap_to_image=affines[mine], heatmaps=heatmaps[mine] if return_heatmaps else None,
             ))
         return out
 
-    def _crops(self, bgr: np.ndarray, boxes: np.ndarray, index: int, name: str) -> Iterator[_Person]:
+    def crops(self, image_bgr: np.ndarray, boxes: np.ndarray, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
+        """The test-time crops of the persons in ``boxes`` (P, 4) xywh of a (H, W, 3) uint8
+        BGR image: pixels (P, 3, H_in, W_in) float32 and heatmap_to_image (P, 2, 3)."""
         cfg = self.config
         centers, scales = geometry.boxes_to_center_scale(boxes, self._aspect, convention=cfg.input.convention)
+        pixels, affines = [], []
         for j, (c, s) in enumerate(zip(centers, scales, strict=True)):
             try:
-                crop = crop_for_test(bgr, c, s, self._transform, cfg.data.color)
+                crop = crop_for_test(image_bgr, c, s, self.transform, cfg.data.color)
             except ValueError as e:
                 raise ValueError(f"{name}: boxes[{j}]: {e}") from None
-            yield _Person(index, crop.pixels, crop.heatmap_to_image)
+            pixels.append(crop.pixels)
+            affines.append(crop.heatmap_to_image)
+        w, h = self.transform.image_size
+        if not pixels:
+            return np.zeros((0, 3, h, w), np.float32), np.zeros((0, 2, 3))
+        return np.stack(pixels), np.stack(affines)
 
     def _run(self, persons: Iterable[_Person], return_heatmaps: bool):
         """Batches of ``test.batch_size`` crops through the model and the decode:
-        keypoints (N, K, 3), heatmaps (N, K, h, w) or None, owners (N,) image indices."""
+        keypoints (N, K, 3), heatmap_to_image (N, 2, 3), heatmaps (N, K, h, w) or None,
+        owners (N,) image indices."""
         size = self.config.test.batch_size
-        keypoints, heatmaps, owners = [], [], []
+        keypoints, affines, heatmaps, owners = [], [], [], []
         batch: list[_Person] = []
 
         def flush() -> None:
-            kp, hm = self.run_crops(np.stack([p.pixels for p in batch]),
-                                    np.stack([p.heatmap_to_image for p in batch]), return_heatmaps)
+            affine = np.stack([p.heatmap_to_image for p in batch])
+            kp, hm = self.run_crops(np.stack([p.pixels for p in batch]), affine, return_heatmaps)
             keypoints.append(kp)
+            affines.append(affine)
             heatmaps.append(hm)
             owners.extend(p.image for p in batch)
             batch.clear()
@@ -424,10 +439,11 @@ class Predictor:
             flush()
         k = self.metadata.num_keypoints
         if not keypoints:
-            w, h = self._transform.heatmap_size
-            return np.zeros((0, k, 3)), np.zeros((0, k, h, w), np.float32), np.zeros(0, dtype=np.int64)
+            w, h = self.transform.heatmap_size
+            return (np.zeros((0, k, 3)), np.zeros((0, 2, 3)), np.zeros((0, k, h, w), np.float32),
+                    np.zeros(0, dtype=np.int64))
         hm = np.concatenate(heatmaps) if return_heatmaps else None
-        return np.concatenate(keypoints), hm, np.asarray(owners, dtype=np.int64)
+        return np.concatenate(keypoints), np.concatenate(affines), hm, np.asarray(owners, dtype=np.int64)
 
     def run_crops(
         self, pixels: np.ndarray, heatmap_to_image: np.ndarray, return_heatmaps: bool = False
