@@ -53,11 +53,11 @@ def test_crop_person_is_the_test_transform(coco_mini, convention):
             sample = t(image, inst, to_rgb=to_rgb)
             crop = crop_person(image, inst.center, inst.scale, (96, 128), convention, to_rgb=to_rgb)
             assert crop.pixels.dtype == np.float32 and crop.pixels.shape == (3, 128, 96)
-            np.testing.assert_array_equal(crop.pixels, sample["image"].numpy())
-            np.testing.assert_array_equal(crop.image_to_input, sample["meta"]["image_to_input"])
-            np.testing.assert_array_equal(crop.heatmap_to_image, sample["meta"]["heatmap_to_image"])
+            np.testing.assert_array_equal(crop.pixels, sample.image.numpy())
+            np.testing.assert_array_equal(crop.image_to_input, sample.meta.image_to_input)
+            np.testing.assert_array_equal(crop.heatmap_to_image, sample.meta.heatmap_to_image)
             kp_hm = geometry.transform_points(inst.keypoints[None, :, :2], crop.image_to_heatmap[None])[0]
-            np.testing.assert_array_equal(kp_hm, sample["meta"]["keypoints_heatmap"][:, :2])
+            np.testing.assert_array_equal(kp_hm, sample.meta.keypoints_heatmap[:, :2])
 
 
 def test_crop_person_takes_any_image_and_names_bad_input():
