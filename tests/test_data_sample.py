@@ -18,7 +18,7 @@ def _person(shift: float) -> PersonInstance:
     kp[:, 1] = np.linspace(30, 110, 17)
     kp[::2, 2] = 2  # every other keypoint labelled
     return PersonInstance(image_path="photo.jpg", image_id=7, annotation_id=int(10 + shift),
-                          box=np.array([30.0, 20, 60, 100]), center=np.array([60.0 + shift, 70]),
+                          box=np.array([30.0, 20, 60, 100]), center=np.array([60.0, 70]),
                           scale=np.array([0.5, 0.6667]), keypoints=kp, area=4000.0, score=1.0)
 
 
