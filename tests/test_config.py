@@ -20,10 +20,10 @@ from darkpose.config import (
     config_from_dict,
     config_from_official,
     config_to_dict,
+    default_blur_kernel,
     load_config,
     validate_config,
 )
-from darkpose.data.transforms import default_blur_kernel
 from darkpose.engine.model import build_model_from_config
 from darkpose.models import HRNet, HRNetConfig, count_parameters, model_from_official_config
 

@@ -12,11 +12,11 @@ from torch import nn
 
 from darkpose import geometry
 from darkpose.bench.oracle import ground_truth_models
-from darkpose.config import Config, apply_overrides, transform_config
+from darkpose.config import Config, apply_overrides, blur_kernel, transform_config
 from darkpose.data import CocoKeypointDataset, TopDownTransform, crop_person, read_image
 from darkpose.engine import evaluate as evaluate_module
 from darkpose.engine.data import build_dataset
-from darkpose.engine.evaluate import CropDataset, blur_kernel, evaluate, flip_test, predict
+from darkpose.engine.evaluate import CropDataset, evaluate, flip_test, predict
 
 ANN = "annotations/person_keypoints_train2017.json"
 

@@ -531,7 +531,8 @@ def test_flip_test_end_to_end(conv):
 def test_default_blur_kernel_and_sigma():
     """The official configs: blur kernel 3 at 128x96, 11 at 256x192, 384x288, 256x256;
     sigma 1, 2, 3, 2; heatmaps a quarter of the input."""
-    from darkpose.data.transforms import default_blur_kernel, default_sigma
+    from darkpose.config import default_blur_kernel
+    from darkpose.data.transforms import default_sigma
 
     for size, kernel, sigma in [((96, 128), 3, 1.0), ((192, 256), 11, 2.0),
                                 ((288, 384), 11, 3.0), ((256, 256), 11, 2.0)]:
@@ -542,7 +543,7 @@ def test_default_blur_kernel_and_sigma():
 def test_defaults_are_those_of_the_official_yaml_files(official_formats):
     import yaml
 
-    from darkpose.data.transforms import default_blur_kernel
+    from darkpose.config import default_blur_kernel
 
     files = sorted((official_formats / "experiments").rglob("*.yaml"))
     assert len(files) == 5

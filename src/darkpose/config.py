@@ -48,9 +48,11 @@ __all__ = [
     "MODEL_STRIDE",
     "OFFICIAL_DEFAULTS",
     "apply_overrides",
+    "blur_kernel",
     "config_from_dict",
     "config_from_official",
     "config_to_dict",
+    "default_blur_kernel",
     "ignored_keys_message",
     "is_official",
     "load_config",
@@ -441,6 +443,19 @@ _TRANSFORM_FIELDS = {
 
 MODEL_STRIDE = 4
 """Every model here gives heatmaps at 1/4 of the input size."""
+
+
+def default_blur_kernel(image_size: tuple[int, int]) -> int:
+    """DARK decode blur kernel of the official configs (``TEST.BLUR_KERNEL``): 3 at 128x96
+    (input height up to 128), 11 at 256x192, 256x256 and 384x288. ``image_size`` is (W, H)."""
+    return 3 if image_size[1] <= 128 else 11
+
+
+def blur_kernel(cfg: Config) -> int:
+    """``cfg.test.blur_kernel``, or :func:`default_blur_kernel` of the input size when None."""
+    if cfg.test.blur_kernel is not None:
+        return cfg.test.blur_kernel
+    return default_blur_kernel(tuple(cfg.input.image_size))
 
 
 def _value(cfg: Config, dotted: str) -> Any:

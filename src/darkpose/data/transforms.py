@@ -77,12 +77,6 @@ def default_sigma(image_size: tuple[int, int]) -> float:
     return max(image_size[1] / 128.0, MIN_SIGMA)
 
 
-def default_blur_kernel(image_size: tuple[int, int]) -> int:
-    """DARK decode blur kernel of the official configs (``TEST.BLUR_KERNEL``): 3 at 128x96
-    (input height up to 128), 11 at 256x192, 256x256 and 384x288. ``image_size`` is (W, H)."""
-    return 3 if image_size[1] <= 128 else 11
-
-
 def _check_size(name: str, value, minimum: int) -> tuple[int, int]:
     try:
         w, h = value

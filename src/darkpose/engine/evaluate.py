@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from darkpose import geometry
-from darkpose.config import Config, transform_config
+from darkpose.config import Config, blur_kernel, transform_config
 from darkpose.data.crop import Crop, crop_person  # defined in the data layer, re-exported
 
 __all__ = ["Crop", "CropDataset", "Predictions", "crop_person", "evaluate", "flip_test", "predict"]
@@ -117,15 +117,6 @@ class Predictions:
     areas: np.ndarray
     box_scores: np.ndarray
     annotation_ids: np.ndarray
-
-
-def blur_kernel(cfg: Config) -> int:
-    """``cfg.test.blur_kernel``, or the official default of the input size when None."""
-    from darkpose.data.transforms import default_blur_kernel
-
-    if cfg.test.blur_kernel is not None:
-        return cfg.test.blur_kernel
-    return default_blur_kernel(tuple(cfg.input.image_size))
 
 
 def predict(
