@@ -20,10 +20,10 @@ from darkpose.config import (
     config_from_dict,
     config_from_official,
     config_to_dict,
+    default_blur_kernel,
     load_config,
     validate_config,
 )
-from darkpose.data.transforms import default_blur_kernel
 from darkpose.engine.model import build_model_from_config
 from darkpose.models import HRNet, HRNetConfig, count_parameters, model_from_official_config
 
@@ -442,17 +442,21 @@ def test_shipped_config_loads_and_builds(path):
     assert cfg.output_dir == f"runs/{path.stem}"
 
 
-def test_the_config_defaults_are_the_transforms_defaults():
-    """The augmentation and target defaults are written in two dataclasses (the data layer
-    cannot import the config); they must agree, field by field."""
+def test_the_transform_takes_its_defaults_from_the_config_sections():
+    """The augmentation has one home (the data layer's Augmentation is the config's section);
+    the target defaults are written twice (TransformConfig and TargetConfig) and must agree."""
     import dataclasses
 
     from darkpose.config import AugmentConfig, TargetConfig
-    from darkpose.data import TransformConfig
+    from darkpose.data import Augmentation, TransformConfig
 
-    ours = {f.name: f.default for f in dataclasses.fields(AugmentConfig)}
+    assert AugmentConfig is Augmentation
     theirs = {f.name: f.default for f in dataclasses.fields(TransformConfig)}
-    assert ours == {name: theirs[name] for name in ours}
+    assert TransformConfig().augment == Config().augment == Augmentation()
     assert TargetConfig().method == theirs["encode_method"]
     assert TargetConfig().use_joint_weights == theirs["use_joint_weights"]
     assert TargetConfig().sigma is theirs["sigma"] is None
+    assert tuple(Config().input.image_size) == theirs["image_size"]
+    assert Config().input.convention == theirs["convention"]
+
+

@@ -46,11 +46,11 @@ def test_coco_mini_item_reads_the_photo_in_either_channel_order(coco_mini):
     bgr = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", color="bgr")
     a, b = rgb[0], bgr[0]
     raw = json.loads((coco_mini / ANN).read_text())
-    img = next(im for im in raw["images"] if im["id"] == a["image_id"])
-    assert a["image"].shape == (img["height"], img["width"], 3)
-    assert a["image"].dtype == np.uint8
-    np.testing.assert_array_equal(a["image"], b["image"][..., ::-1])
-    assert a["keypoints"].shape == (17, 3)
+    img = next(im for im in raw["images"] if im["id"] == a.instance.image_id)
+    assert a.image.shape == (img["height"], img["width"], 3)
+    assert a.image.dtype == np.uint8
+    np.testing.assert_array_equal(a.image, b.image[..., ::-1])
+    assert a.instance.keypoints.shape == (17, 3) and a.index == 0
 
 
 def test_coco_mini_hrnet_convention_centres(coco_mini):
@@ -103,21 +103,21 @@ def test_detections_through_the_test_transform(coco_mini, tmp_path, convention):
     ds = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=size,
                              convention=convention, detections=path, transform=t)
     sample = ds[0]
-    meta = sample["meta"]
+    meta = sample.meta
     # the box padded to 3:4 (w 150 -> 225) and enlarged by 1.25, centred on the box
     extra = 1.0 if convention == "darkpose" else 0.0
     center = np.array([100 + (150 - extra) / 2, 120 + (300 - extra) / 2])
-    np.testing.assert_allclose(meta["center"], center)
-    np.testing.assert_allclose(meta["scale"], [225 / 200 * 1.25, 300 / 200 * 1.25])
-    assert meta["score"] == 0.9 and meta["annotation_id"] == -1
-    assert meta["area"] == pytest.approx(225 * 300 * 1.25**2, rel=1e-12)
+    np.testing.assert_allclose(meta.center, center)
+    np.testing.assert_allclose(meta.scale, [225 / 200 * 1.25, 300 / 200 * 1.25])
+    assert meta.score == 0.9 and meta.annotation_id == -1
+    assert meta.area == pytest.approx(225 * 300 * 1.25**2, rel=1e-12)
     # the crop and the recovery are geometry's affines of that centre and scale
     scale = np.array([225 / 200 * 1.25, 300 / 200 * 1.25])
     np.testing.assert_allclose(
-        meta["image_to_input"], crop_affine(center, scale, 0.0, size, convention)[0], atol=1e-12
+        meta.image_to_input, crop_affine(center, scale, 0.0, size, convention)[0], atol=1e-12
     )
     np.testing.assert_allclose(
-        meta["heatmap_to_image"],
+        meta.heatmap_to_image,
         crop_affine(center, scale, 0.0, (48, 64), convention, inverse=True)[0], atol=1e-9,
     )
     # which put the centre at the crop's centre and the padded box's left and right edges on
@@ -126,12 +126,12 @@ def test_detections_through_the_test_transform(coco_mini, tmp_path, convention):
     points = np.array([[center, center - [half, 0], center + [half, 0]]])
     out = np.array(size, dtype=float) - extra
     np.testing.assert_allclose(
-        transform_points(points, meta["image_to_input"][None]),
+        transform_points(points, meta.image_to_input[None]),
         [[out / 2, [0, out[1] / 2], [out[0], out[1] / 2]]], atol=1e-9,
     )
     # detections carry no keypoints: nothing to learn from, every target weight 0
-    assert sample["target"].shape == (17, 64, 48)
-    assert not sample["target_weight"].any() and not sample["target"].any()
+    assert sample.target.shape == (17, 64, 48)
+    assert not sample.target_weight.any() and not sample.target.any()
 
 
 # -- a small dataset with its own keypoints ------------------------------------------------
@@ -192,8 +192,8 @@ def test_generic_dataset_with_metadata_file(tmp_path):
     np.testing.assert_allclose(ds.centers[0], [10 + 29 / 2, 5 + 39 / 2])
     np.testing.assert_allclose(ds.scales[0], [40 / 200 * 1.25, 40 / 200 * 1.25])
     item = ds[1]
-    assert item["image"].shape == (60, 80, 3)
-    np.testing.assert_array_equal(item["image"][30, 40], [0, 0, 255])  # RGB of blue BGR
+    assert item.image.shape == (60, 80, 3)
+    np.testing.assert_array_equal(item.image[30, 40], [0, 0, 255])  # RGB of blue BGR
 
 
 def test_builtin_metadata():

@@ -116,7 +116,7 @@ def test_check_images_reports_bad_files_and_exclude_images_skips_them(coco_mini,
     assert "left out 3 person instances of 3 excluded images" in caplog.text
     assert kept.annotation_ids.tolist() == [11]
     assert check_images(kept) == {}
-    assert [kept[i]["image"].shape for i in range(len(kept))] == [(60, 80, 3)]
+    assert [kept[i].image.shape for i in range(len(kept))] == [(60, 80, 3)]
     with pytest.raises(ValueError, match=r"no person instances: 4 .* 0 of them with a degenerate box, 4 in excluded"):
         CocoKeypointDataset(ann, img, exclude_images=[img / "1.png", *bad])
 
@@ -142,10 +142,10 @@ def test_mpii_exclude_images(tmp_path):
 def test_a_sample_whose_photo_has_another_size_than_the_annotations_is_an_error(tmp_path):
     ann = small_dataset(tmp_path, [(80, 60), (81, 60)])
     ds = CocoKeypointDataset(ann, tmp_path / "img")
-    assert ds[0]["image"].shape == (60, 80, 3)
+    assert ds[0].image.shape == (60, 80, 3)
     with pytest.raises(ValueError, match=r"2\.png: decoded image is 80x60 \(W x H\), the annotations give 81x60"):
         ds[1]
     with_transform = CocoKeypointDataset(ann, tmp_path / "img", transform=TopDownTransform(TransformConfig()))
-    assert with_transform[0]["image"].shape == (3, 256, 192)
+    assert with_transform[0].image.shape == (3, 256, 192)
     with pytest.raises(ValueError, match=r"2\.png: decoded image is 80x60"):
         with_transform[(1, 1)]

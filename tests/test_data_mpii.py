@@ -52,8 +52,8 @@ def test_mpii_reference_conventions(tmp_path, caplog):
     np.testing.assert_allclose(ds.keypoints[0, 12, 2], 0.0)
     np.testing.assert_allclose(ds.areas, [100.0**2, 125.0**2])
     item = ds[1]
-    assert item["image"].shape == (120, 160, 3)
-    assert item["keypoints"].shape == (16, 3)
+    assert item.image.shape == (120, 160, 3)
+    assert item.instance.keypoints.shape == (16, 3)
 
 
 def test_mpii_test_split_without_joints(tmp_path):
@@ -120,9 +120,9 @@ def test_mpii_through_the_transform_and_back_into_pckh_order(tmp_path):
     ds = MpiiDataset(ann, tmp_path / "images", transform=t)
     assert ds.annotation_ids.tolist() == [0, 2]
     batch = [ds[i] for i in range(len(ds))]
-    heatmaps = np.stack([s["target"].numpy() for s in batch])
+    heatmaps = np.stack([s.target.numpy() for s in batch])
     coords, _ = decode(heatmaps, method="dark", blur_kernel=11)
-    back = transform_points(coords, np.stack([s["meta"]["heatmap_to_image"] for s in batch]))
+    back = transform_points(coords, np.stack([s.meta.heatmap_to_image for s in batch]))
     predictions = np.zeros((3, 16, 2))
     predictions[ds.annotation_ids] = back
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from darkpose.data import EpochSampler, TopDownDataset, TopDownTransform, TransformConfig
+from darkpose.data import Augmentation, EpochSampler, TopDownDataset, TopDownTransform, TransformConfig
 from darkpose.data.keypoint_metadata import load_metadata, metadata_from_dict
 
 ONE_KEYPOINT = metadata_from_dict({"keypoints": ["a"], "flip_pairs": [], "sigmas": [0.1]})
@@ -37,7 +37,7 @@ def image_dataset(tmp_path, n: int = 4, seed: int = 3) -> TopDownDataset:
         cv2.imwrite(str(path), rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
         paths.append(path)
     kp = np.concatenate([rng.uniform(30, 90, (n, 17, 2)), np.full((n, 17, 1), 2.0)], axis=2)
-    cfg = TransformConfig(image_size=(24, 32), color_jitter=0.3)
+    cfg = TransformConfig(image_size=(24, 32), augment=Augmentation(color_jitter=0.3))
     return TopDownDataset(
         image_paths=[paths[i % 2] for i in range(n)], image_ids=np.arange(n) % 2,
         annotation_ids=np.arange(n), boxes=np.zeros((n, 4)),
@@ -139,14 +139,14 @@ def test_seed_epoch_and_key_validation(tmp_path):
 def test_keys_select_the_epoch(tmp_path):
     ds = image_dataset(tmp_path)
     a, a0, b = ds[2], ds[(0, 2)], ds[(1, 2)]
-    torch.testing.assert_close(a["image"], a0["image"], rtol=0, atol=0)
-    assert not torch.equal(a["image"], b["image"])
-    assert (a["meta"]["epoch"], b["meta"]["epoch"], b["meta"]["index"]) == (0, 1, 2)
+    torch.testing.assert_close(a.image, a0.image, rtol=0, atol=0)
+    assert not torch.equal(a.image, b.image)
+    assert (a.meta.epoch, b.meta.epoch, b.meta.index) == (0, 1, 2)
     # the sample of (1, 2) is the transform of the draws of (1, 2)
     image = cv2.imread(str(ds.image_paths[2]))
     direct = ds.transform(image, ds.instance(2), ds.draws(2, epoch=1))
-    torch.testing.assert_close(direct["image"], b["image"], rtol=0, atol=0)
-    torch.testing.assert_close(ds[(np.int64(1), np.int64(2))]["image"], b["image"], rtol=0, atol=0)
+    torch.testing.assert_close(direct.image, b.image, rtol=0, atol=0)
+    torch.testing.assert_close(ds[(np.int64(1), np.int64(2))].image, b.image, rtol=0, atol=0)
 
 
 def test_epoch_sampler_yields_epoch_index_pairs_and_forwards_set_epoch():
@@ -172,12 +172,12 @@ def test_persistent_workers_see_each_epoch(tmp_path):
     ds = image_dataset(tmp_path)
     sampler = EpochSampler(range(len(ds)))
     loader = DataLoader(ds, batch_size=2, sampler=sampler, num_workers=2,
-                        persistent_workers=True)
+                        persistent_workers=True, collate_fn=ds.transform.collate)
     epochs = []
     for epoch in (0, 1):
         sampler.set_epoch(epoch)
-        epochs.append(torch.cat([b["image"] for b in loader]))
+        epochs.append(torch.cat([b.image for b in loader]))
     for epoch, images in enumerate(epochs):
-        direct = torch.stack([ds[(epoch, i)]["image"] for i in range(len(ds))])
+        direct = torch.stack([ds[(epoch, i)].image for i in range(len(ds))])
         torch.testing.assert_close(images, direct, rtol=0, atol=0)
     assert not torch.equal(epochs[0], epochs[1])

@@ -12,11 +12,11 @@ from torch import nn
 
 from darkpose import geometry
 from darkpose.bench.oracle import ground_truth_models
-from darkpose.config import Config, apply_overrides, transform_config
+from darkpose.config import Config, apply_overrides, blur_kernel, transform_config
 from darkpose.data import CocoKeypointDataset, TopDownTransform, crop_person, read_image
 from darkpose.engine import evaluate as evaluate_module
 from darkpose.engine.data import build_dataset
-from darkpose.engine.evaluate import CropDataset, blur_kernel, evaluate, flip_test, predict
+from darkpose.engine.evaluate import CropDataset, evaluate, flip_test, predict
 
 ANN = "annotations/person_keypoints_train2017.json"
 
@@ -53,11 +53,11 @@ def test_crop_person_is_the_test_transform(coco_mini, convention):
             sample = t(image, inst, to_rgb=to_rgb)
             crop = crop_person(image, inst.center, inst.scale, (96, 128), convention, to_rgb=to_rgb)
             assert crop.pixels.dtype == np.float32 and crop.pixels.shape == (3, 128, 96)
-            np.testing.assert_array_equal(crop.pixels, sample["image"].numpy())
-            np.testing.assert_array_equal(crop.image_to_input, sample["meta"]["image_to_input"])
-            np.testing.assert_array_equal(crop.heatmap_to_image, sample["meta"]["heatmap_to_image"])
+            np.testing.assert_array_equal(crop.pixels, sample.image.numpy())
+            np.testing.assert_array_equal(crop.image_to_input, sample.meta.image_to_input)
+            np.testing.assert_array_equal(crop.heatmap_to_image, sample.meta.heatmap_to_image)
             kp_hm = geometry.transform_points(inst.keypoints[None, :, :2], crop.image_to_heatmap[None])[0]
-            np.testing.assert_array_equal(kp_hm, sample["meta"]["keypoints_heatmap"][:, :2])
+            np.testing.assert_array_equal(kp_hm, sample.meta.keypoints_heatmap[:, :2])
 
 
 def test_crop_person_takes_any_image_and_names_bad_input():

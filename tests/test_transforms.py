@@ -3,6 +3,7 @@ targets, seeds and DataLoader workers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import cv2
@@ -13,7 +14,8 @@ from torch.utils.data import DataLoader
 
 from darkpose import geometry as g
 from darkpose.codec import decode
-from darkpose.data import CocoKeypointDataset, TopDownTransform, TransformConfig
+from darkpose.data import Augmentation, CocoKeypointDataset, TopDownTransform
+from darkpose.data import TransformConfig as _TransformConfig
 from darkpose.data.base import PersonInstance
 
 ANN = "annotations/person_keypoints_train2017.json"
@@ -39,7 +41,16 @@ def textured_image(h=180, w=220, seed=0) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def config(**kw) -> TransformConfig:
+AUGMENT = {f.name for f in dataclasses.fields(Augmentation)}
+
+
+def TransformConfig(**kw) -> _TransformConfig:  # noqa: N802
+    """The transform's config with the augmentation keys given flat, as the tests write them."""
+    augment = Augmentation(**{k: kw.pop(k) for k in list(kw) if k in AUGMENT})
+    return _TransformConfig(augment=augment, **kw)
+
+
+def config(**kw) -> _TransformConfig:
     base = dict(image_size=(48, 64), targets=False)
     base.update(kw)
     return TransformConfig(**base)
@@ -54,12 +65,12 @@ def test_crop_puts_image_points_where_the_affine_says():
     t = TopDownTransform(config(), train=False)
     inst = person(center=(110.0, 80.0), scale=(0.3, 0.4))  # zoom (47/59): one pixel stays sharp
     s = t(img, inst, to_rgb=True)
-    a_in = s["meta"]["image_to_input"]
+    a_in = s.meta.image_to_input
     q = g.transform_points(np.array([[[120.0, 70.0]]]), a_in[None])[0, 0]
-    plane = s["image"][0].numpy()
+    plane = s.image[0].numpy()
     y, x = np.unravel_index(np.argmax(plane), plane.shape)
     assert abs(x - q[0]) <= 0.5 and abs(y - q[1]) <= 0.5
-    assert s["image"].shape == (3, 64, 48) and s["image"].dtype == torch.float32
+    assert s.image.shape == (3, 64, 48) and s.image.dtype == torch.float32
 
 
 def test_normalisation_per_colour_in_either_channel_order():
@@ -67,8 +78,8 @@ def test_normalisation_per_colour_in_either_channel_order():
     img[:] = (10, 20, 30)  # B, G, R
     t = TopDownTransform(config(), train=False)
     inst = person(center=(25.0, 25.0), scale=(0.1, 0.1))
-    rgb = t(img, inst, to_rgb=True)["image"].numpy()
-    bgr = t(img, inst, to_rgb=False)["image"].numpy()
+    rgb = t(img, inst, to_rgb=True).image.numpy()
+    bgr = t(img, inst, to_rgb=False).image.numpy()
     centre = (slice(None), 32, 24)
     np.testing.assert_allclose(
         rgb[centre], [(30 / 255 - 0.485) / 0.229, (20 / 255 - 0.456) / 0.224,
@@ -81,12 +92,12 @@ def test_test_time_sample_has_recovery_meta():
     t = TopDownTransform(config(), train=False)
     inst = person()
     s = t(textured_image(), inst)
-    meta = s["meta"]
-    assert not meta["flipped"] and meta["rotation"] == 0.0
-    np.testing.assert_array_equal(meta["center"], inst.center)
+    meta = s.meta
+    assert not meta.flipped and meta.rotation == 0.0
+    np.testing.assert_array_equal(meta.center, inst.center)
     a_hm = g.crop_affine(inst.center, inst.scale, 0.0, (12, 16))
     kp_hm = g.transform_points(inst.keypoints[None, :, :2], a_hm)
-    back = g.transform_points(kp_hm, meta["heatmap_to_image"][None])
+    back = g.transform_points(kp_hm, meta.heatmap_to_image[None])
     assert np.abs(back - inst.keypoints[None, :, :2]).max() < 1e-4
 
 
@@ -101,25 +112,25 @@ def test_flip_mirrors_the_crop_and_swaps_pairs():
     rng = np.random.default_rng(0)
     a = plain(img, inst, rng)
     b = flip(img, inst, np.random.default_rng(0))
-    assert b["meta"]["flipped"] and not a["meta"]["flipped"]
+    assert b.meta.flipped and not a.meta.flipped
     # darkpose convention: the crop of the mirrored photo is the mirrored crop (to rounding
     # of OpenCV's fixed-point bilinear weights)
-    diff = (b["image"].numpy() - a["image"].numpy()[:, :, ::-1]) * 0.229 * 255
+    diff = (b.image.numpy() - a.image.numpy()[:, :, ::-1]) * 0.229 * 255
     assert np.abs(diff).max() <= 1.01
     idx = flip.metadata.flip_index()
     xy = inst.keypoints[None, :, :2]
-    ka = g.transform_points(xy, a["meta"]["image_to_input"][None])[0]
-    kb = g.transform_points(xy, b["meta"]["image_to_input"][None])[0][idx]  # labels swap
+    ka = g.transform_points(xy, a.meta.image_to_input[None])[0]
+    kb = g.transform_points(xy, b.meta.image_to_input[None])[0][idx]  # labels swap
     np.testing.assert_allclose(kb[:, 0], 47 - ka[idx, 0], atol=1e-9)
     np.testing.assert_allclose(kb[:, 1], ka[idx, 1], atol=1e-9)
     # flipping the flipped keypoints gives back the original ones
     np.testing.assert_allclose(g.flip_keypoints(kb, 48, flip.metadata.flip_pairs), ka, atol=1e-9)
     # in heatmap space (the codec's input) the same holds on the 12 x 16 heatmap
-    ha, hb = a["meta"]["keypoints_heatmap"], b["meta"]["keypoints_heatmap"]
+    ha, hb = a.meta.keypoints_heatmap, b.meta.keypoints_heatmap
     np.testing.assert_allclose(hb[:, 0], 11 - ha[idx, 0], atol=1e-9)
     np.testing.assert_array_equal(hb[:, 2], ha[idx, 2])
     # recovery through the flipped heatmap affine lands on the (swapped) image keypoints
-    a_hm_inv = b["meta"]["heatmap_to_image"]
+    a_hm_inv = b.meta.heatmap_to_image
     kp_hm = g.transform_points(inst.keypoints[None, :, :2], g.invert_affine(a_hm_inv)[None])
     np.testing.assert_allclose(
         g.transform_points(kp_hm, a_hm_inv[None])[0], inst.keypoints[:, :2], atol=1e-4
@@ -299,12 +310,12 @@ def test_colour_jitter_in_the_sample_is_the_drawn_factors():
     plain = TopDownTransform(config(**NO_AUG, **PIXELS), train=True)
     jit = TopDownTransform(config(**NO_AUG, **PIXELS, color_jitter=0.4), train=True)
     a, b = plain(img, inst, draws), jit(img, inst, draws)
-    np.testing.assert_array_equal(a["meta"]["image_to_input"], b["meta"]["image_to_input"])
-    crop = cv2.warpAffine(img, a["meta"]["image_to_input"], (48, 64), flags=cv2.INTER_LINEAR)
-    np.testing.assert_array_equal(a["image"].numpy(), crop[:, :, ::-1].transpose(2, 0, 1))
+    np.testing.assert_array_equal(a.meta.image_to_input, b.meta.image_to_input)
+    crop = cv2.warpAffine(img, a.meta.image_to_input, (48, 64), flags=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(a.image.numpy(), crop[:, :, ::-1].transpose(2, 0, 1))
     factors = (1 + 0.4 * (2 * 0.1 - 1), 1 + 0.4 * (2 * 0.7 - 1), 1 + 0.4 * (2 * 0.95 - 1))
-    np.testing.assert_array_equal(b["image"].numpy(), jit.normalize(crop, True, factors))
-    assert not np.array_equal(b["image"].numpy(), jit.normalize(crop, True, factors[::-1]))
+    np.testing.assert_array_equal(b.image.numpy(), jit.normalize(crop, True, factors))
+    assert not np.array_equal(b.image.numpy(), jit.normalize(crop, True, factors[::-1]))
 
 
 # -- targets (through the codec) ---------------------------------------------------------
@@ -320,20 +331,20 @@ def test_targets_peak_at_heatmap_keypoints_with_joint_weights():
     assert cfg.sigma == 1.0 and cfg.heatmap_size == (24, 32)
     t = TopDownTransform(cfg, train=True)
     s = t(img, inst, np.random.default_rng(0))
-    target, weight = s["target"].numpy(), s["target_weight"].numpy()
+    target, weight = s.target.numpy(), s.target_weight.numpy()
     assert target.shape == (17, 32, 24) and weight.shape == (17,)
     expected = np.ones(17, np.float32) * t.metadata.joint_weights
     expected[[3, 4]] = 0.0
     np.testing.assert_allclose(weight, expected)
     assert not target[3].any() and not target[4].any()
-    a_hm = g.invert_affine(s["meta"]["heatmap_to_image"])
+    a_hm = g.invert_affine(s.meta.heatmap_to_image)
     kp_hm = g.transform_points(kp[None, :, :2], a_hm[None])[0]
     # the peak of each target is the heatmap pixel nearest to the keypoint
     for j in np.flatnonzero(weight):
         y, x = np.unravel_index(np.argmax(target[j]), target[j].shape)
         assert (x, y) == tuple(np.clip(np.rint(kp_hm[j]), 0, [23, 31]).astype(int))
     coords, _ = decode(target[None], method="dark", blur_kernel=3)
-    back = g.transform_points(coords.astype(np.float64), s["meta"]["heatmap_to_image"][None])[0]
+    back = g.transform_points(coords.astype(np.float64), s.meta.heatmap_to_image[None])[0]
     inside = (weight > 0) & (kp_hm.min(axis=1) > 3) & (kp_hm[:, 0] < 20) & (kp_hm[:, 1] < 28)
     assert inside.sum() >= 10
     # DARK decodes sigma-1 targets to within 0.02 heatmap px; recovery maps that back to
@@ -351,10 +362,10 @@ def test_flipped_targets_are_the_flipped_unflipped_targets():
     a = TopDownTransform(cfg, train=True)(img, inst, np.random.default_rng(0))
     flip = TopDownTransform(config(targets=True, **{**NO_AUG, "flip_prob": 1.0}), train=True)
     b = flip(img, inst, np.random.default_rng(0))
-    back = g.flip_heatmaps(b["target"].numpy()[None], flip.metadata.flip_pairs)[0]
-    np.testing.assert_allclose(back, a["target"].numpy(), atol=1e-6)
+    back = g.flip_heatmaps(b.target.numpy()[None], flip.metadata.flip_pairs)[0]
+    np.testing.assert_allclose(back, a.target.numpy(), atol=1e-6)
     np.testing.assert_array_equal(
-        b["target_weight"].numpy()[flip.metadata.flip_index()], a["target_weight"].numpy()
+        b.target_weight.numpy()[flip.metadata.flip_index()], a.target_weight.numpy()
     )
 
 
@@ -366,10 +377,10 @@ def test_samples_depend_only_on_seed_epoch_index(coco_mini):
     ds = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=(48, 64),
                              transform=t, seed=7)
     a, b = ds[5], ds[5]
-    torch.testing.assert_close(a["image"], b["image"], rtol=0, atol=0)
+    torch.testing.assert_close(a.image, b.image, rtol=0, atol=0)
     c = ds[(1, 5)]
-    assert not torch.equal(a["image"], c["image"])
-    torch.testing.assert_close(ds[(0, 5)]["image"], a["image"], rtol=0, atol=0)
+    assert not torch.equal(a.image, c.image)
+    torch.testing.assert_close(ds[(0, 5)].image, a.image, rtol=0, atol=0)
 
 
 def test_dataloader_workers_give_the_same_samples(coco_mini):
@@ -377,12 +388,13 @@ def test_dataloader_workers_give_the_same_samples(coco_mini):
     ds = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=(48, 64),
                              transform=t, seed=1)
     sub = torch.utils.data.Subset(ds, list(range(8)))
-    one = list(DataLoader(sub, batch_size=4, num_workers=0))
-    two = list(DataLoader(sub, batch_size=4, num_workers=2))
+    one = list(DataLoader(sub, batch_size=4, num_workers=0, collate_fn=t.collate))
+    two = list(DataLoader(sub, batch_size=4, num_workers=2, collate_fn=t.collate))
     for x, y in zip(one, two, strict=True):
-        torch.testing.assert_close(x["image"], y["image"], rtol=0, atol=0)
-        torch.testing.assert_close(x["meta"]["center"], y["meta"]["center"], rtol=0, atol=0)
-    assert one[0]["image"].shape == (4, 3, 64, 48)
+        torch.testing.assert_close(x.image, y.image, rtol=0, atol=0)
+        np.testing.assert_array_equal(x.stacked("center"), y.stacked("center"))
+        assert [m.index for m in x.meta] == [m.index for m in y.meta]
+    assert one[0].image.shape == (4, 3, 64, 48) and len(one[0]) == 4
 
 
 def test_batched_targets_equal_per_sample_targets(coco_mini):
@@ -393,25 +405,36 @@ def test_batched_targets_equal_per_sample_targets(coco_mini):
                             transform=per_sample, seed=3)
     b = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=(48, 64),
                             transform=batched, seed=3)
-    assert "target" not in b[0]
+    assert b[0].target is None and b[0].target_weight is None
     idx = list(range(6))
-    one = next(iter(DataLoader(torch.utils.data.Subset(a, idx), batch_size=6)))
+    one = next(iter(DataLoader(torch.utils.data.Subset(a, idx), batch_size=6,
+                               collate_fn=per_sample.collate)))
     two = next(iter(DataLoader(torch.utils.data.Subset(b, idx), batch_size=6, num_workers=1,
                                collate_fn=batched.collate)))
-    assert two["target"].shape == (6, 17, 16, 12) and two["target_weight"].shape == (6, 17)
-    torch.testing.assert_close(two["target"], one["target"], rtol=0, atol=1e-6)
-    torch.testing.assert_close(two["target_weight"], one["target_weight"], rtol=0, atol=0)
-    torch.testing.assert_close(two["image"], one["image"], rtol=0, atol=0)
+    assert two.target.shape == (6, 17, 16, 12) and two.target_weight.shape == (6, 17)
+    torch.testing.assert_close(two.target, one.target, rtol=0, atol=1e-6)
+    torch.testing.assert_close(two.target_weight, one.target_weight, rtol=0, atol=0)
+    torch.testing.assert_close(two.image, one.image, rtol=0, atol=0)
 
 
 def test_transform_and_dataset_must_agree(coco_mini, tmp_path):
     t = TopDownTransform(config(image_size=(64, 64)), train=False)
     with pytest.raises(ValueError, match="another aspect ratio"):
-        CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", transform=t)
+        CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=(192, 256),
+                            transform=t)
     t = TopDownTransform(config(convention="hrnet"), train=False)
     with pytest.raises(ValueError, match="convention"):
         CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=(48, 64),
-                            transform=t)
+                            convention="darkpose", transform=t)
+    # given nothing, the dataset prepares its boxes for the transform's crop geometry
+    ds = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", transform=t)
+    ref = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", image_size=(48, 64),
+                              convention="hrnet")
+    assert (ds.image_size, ds.convention) == ((48, 64), "hrnet")
+    np.testing.assert_array_equal(ds.scales, ref.scales)
+    np.testing.assert_array_equal(ds.centers, ref.centers)
+    plain = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017")
+    assert (plain.image_size, plain.convention) == ((192, 256), "darkpose")
     with pytest.raises(ValueError, match="needs a random generator"):
         TopDownTransform(config(), train=True)(textured_image(), person())
 
@@ -434,11 +457,11 @@ def test_coco_mini_training_samples(coco_mini):
     t = TopDownTransform(TransformConfig(image_size=(192, 256)), train=True)
     ds = CocoKeypointDataset(coco_mini / ANN, coco_mini / "train2017", transform=t)
     s = ds[0]
-    assert s["image"].shape == (3, 256, 192)
-    assert s["target"].shape == (17, 64, 48)
-    assert s["target_weight"].shape == (17,)
+    assert s.image.shape == (3, 256, 192)
+    assert s.target.shape == (17, 64, 48)
+    assert s.target_weight.shape == (17,)
     raw = json.loads((coco_mini / ANN).read_text())
-    assert any(a["id"] == s["meta"]["annotation_id"] for a in raw["annotations"])
+    assert any(a["id"] == s.meta.annotation_id for a in raw["annotations"])
 
 
 @pytest.mark.parametrize("conv", g.CONVENTIONS)
@@ -452,25 +475,25 @@ def test_flipped_sample_is_the_crop_of_the_mirrored_photo(conv):
                                 convention=conv, **PIXELS), train=True)
     draws = np.array([0.9, 0.9, 0.5, 0.0, 0.5, 0.5, 0.5, 0.4, 0.6])  # rotation 27 degrees
     smp = t(img, inst, draws)
-    meta = smp["meta"]
-    assert meta["flipped"] and meta["rotation"] == 27.0
-    mirrored_center = np.array([219 - meta["center"][0], meta["center"][1]])
-    a = g.crop_affine(mirrored_center, meta["scale"], 27.0, (48, 64), conv)[0]
+    meta = smp.meta
+    assert meta.flipped and meta.rotation == 27.0
+    mirrored_center = np.array([219 - meta.center[0], meta.center[1]])
+    a = g.crop_affine(mirrored_center, meta.scale, 27.0, (48, 64), conv)[0]
     crop = cv2.warpAffine(cv2.flip(img, 1), a, (48, 64), flags=cv2.INTER_LINEAR)
-    diff = smp["image"].numpy() - crop[:, :, ::-1].transpose(2, 0, 1)
+    diff = smp.image.numpy() - crop[:, :, ::-1].transpose(2, 0, 1)
     # OpenCV's bilinear weights come in steps of 1/32 px, rounded differently at x and
     # W - 1 - x: measured at most 2 grey levels, on 1.4-1.6% of the values (5 photos)
     assert np.abs(diff).max() <= 2 and np.mean(diff != 0) < 0.02
     xy = inst.keypoints[None, :, :2]
-    q_in = g.transform_points(xy, meta["image_to_input"][None])[0]
-    q_hm = g.transform_points(xy, g.invert_affine(meta["heatmap_to_image"])[None])[0]
+    q_in = g.transform_points(xy, meta.image_to_input[None])[0]
+    q_hm = g.transform_points(xy, g.invert_affine(meta.heatmap_to_image)[None])[0]
     if conv == "darkpose":  # pixel centres of the first and last columns coincide
         np.testing.assert_allclose(q_hm - [5.5, 7.5], (q_in - [23.5, 31.5]) * 11 / 47, atol=1e-9)
     else:  # frame edges coincide
         np.testing.assert_allclose(q_hm - [6, 8], (q_in - [24, 32]) / 4, atol=1e-9)
     idx = t.metadata.flip_index()
-    np.testing.assert_allclose(meta["keypoints_heatmap"][:, :2], q_hm[idx], atol=1e-12)
-    back = g.transform_points(meta["keypoints_heatmap"][None, :, :2], meta["heatmap_to_image"][None])
+    np.testing.assert_allclose(meta.keypoints_heatmap[:, :2], q_hm[idx], atol=1e-12)
+    back = g.transform_points(meta.keypoints_heatmap[None, :, :2], meta.heatmap_to_image[None])
     np.testing.assert_allclose(back[0], inst.keypoints[idx, :2], atol=1e-9)
 
 
@@ -489,11 +512,11 @@ def test_flip_test_end_to_end(conv):
     draws = np.full(9, 0.5)
     a, b = plain(img, inst, draws), flip(img, inst, draws)
     pairs = flip.metadata.flip_pairs
-    heatmaps = b["target"].numpy()[None]
+    heatmaps = b.target.numpy()[None]
     back = g.flip_heatmaps(heatmaps, pairs, shift=g.convention_flip_shift(conv))
-    want, _ = decode(a["target"].numpy()[None], method="dark", blur_kernel=11)
+    want, _ = decode(a.target.numpy()[None], method="dark", blur_kernel=11)
     got, _ = decode(back, method="dark", blur_kernel=11)
-    kp_hm = a["meta"]["keypoints_heatmap"][:, :2]
+    kp_hm = a.meta.keypoints_heatmap[:, :2]
     assert (kp_hm.min(1) > 4).all() and (kp_hm[:, 0] < 43).all() and (kp_hm[:, 1] < 59).all()
     # measured max 1.9e-6 (darkpose; half a float32 step at 32 px) and 0 (hrnet)
     assert np.abs(got - want).max() < 4e-6
@@ -508,7 +531,8 @@ def test_flip_test_end_to_end(conv):
 def test_default_blur_kernel_and_sigma():
     """The official configs: blur kernel 3 at 128x96, 11 at 256x192, 384x288, 256x256;
     sigma 1, 2, 3, 2; heatmaps a quarter of the input."""
-    from darkpose.data.transforms import default_blur_kernel, default_sigma
+    from darkpose.config import default_blur_kernel
+    from darkpose.data.transforms import default_sigma
 
     for size, kernel, sigma in [((96, 128), 3, 1.0), ((192, 256), 11, 2.0),
                                 ((288, 384), 11, 3.0), ((256, 256), 11, 2.0)]:
@@ -519,7 +543,7 @@ def test_default_blur_kernel_and_sigma():
 def test_defaults_are_those_of_the_official_yaml_files(official_formats):
     import yaml
 
-    from darkpose.data.transforms import default_blur_kernel
+    from darkpose.config import default_blur_kernel
 
     files = sorted((official_formats / "experiments").rglob("*.yaml"))
     assert len(files) == 5
@@ -624,7 +648,7 @@ def test_sub_pixel_windows_and_bad_draws():
     with pytest.raises(ValueError, match=r"scales\[0\]: .*\(1, 2\*\*24\] px under the 'darkpose'"):
         TopDownTransform(config(), train=False)(textured_image(), tiny)
     s = TopDownTransform(config(convention="hrnet"), train=False)(textured_image(), tiny)
-    assert np.isfinite(s["meta"]["heatmap_to_image"]).all()
+    assert np.isfinite(s.meta.heatmap_to_image).all()
     t = TopDownTransform(config(), train=True)
     with pytest.raises(ValueError, match="draws: expected nine numbers"):
         t(textured_image(), person(), np.full(8, 0.5))
@@ -651,7 +675,7 @@ def test_smallest_valid_box_trains_at_the_narrowest_window(conv):
     draws = np.array([0.9] * 7 + [-3.0, 0.0])  # scale factor clipped at 0.65
     smp = t(textured_image(), person(center=c[0], scale=s[0]), draws)
     assert MIN_WINDOW == 1.25
-    np.testing.assert_allclose(smp["meta"]["scale"] * 200, [1.25, 1.25 / 0.75], rtol=1e-12)
-    assert np.isfinite(smp["image"].numpy()).all()
+    np.testing.assert_allclose(smp.meta.scale * 200, [1.25, 1.25 / 0.75], rtol=1e-12)
+    assert np.isfinite(smp.image.numpy()).all()
     big = t(textured_image(), person(), draws)
-    np.testing.assert_allclose(big["meta"]["scale"], person().scale * 0.65, rtol=1e-15)
+    np.testing.assert_allclose(big.meta.scale, person().scale * 0.65, rtol=1e-15)

@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from darkpose.data.transforms import Augmentation
+
 __all__ = [
     "AugmentConfig",
     "Config",
@@ -46,9 +48,11 @@ __all__ = [
     "MODEL_STRIDE",
     "OFFICIAL_DEFAULTS",
     "apply_overrides",
+    "blur_kernel",
     "config_from_dict",
     "config_from_official",
     "config_to_dict",
+    "default_blur_kernel",
     "ignored_keys_message",
     "is_official",
     "load_config",
@@ -110,18 +114,10 @@ class TargetConfig:
     use_joint_weights: bool = False
 
 
-@dataclass
-class AugmentConfig:
-    """Training augmentation (DESIGN.md section 4)."""
-
-    flip_prob: float = 0.5
-    scale_factor: float = 0.35
-    rotation_factor: float = 45.0
-    rotation_prob: float = 0.6
-    half_body_prob: float = 0.3
-    half_body_min_keypoints: int = 8
-    half_body_upper_prob: float = 0.5
-    color_jitter: float = 0.0
+AugmentConfig = Augmentation
+"""Training augmentation (DESIGN.md section 4): the data layer's
+:class:`darkpose.data.transforms.Augmentation`, used here as the ``augment`` section, so its
+defaults and checks have one home."""
 
 
 @dataclass
@@ -253,7 +249,10 @@ def _fill(cls: type, raw: Any, where: str, prefix: str) -> Any:
             values[key] = _fill(hint, value, where, f"{dotted}.")
         else:
             values[key] = _coerce(value, hint, f"{where}: {dotted}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as e:  # a section that checks its own values (augment): names the field
+        raise ConfigError(f"{where}: {prefix}{e}") from None
 
 
 def config_from_dict(raw: Any, where: str = "config") -> Config:
@@ -371,7 +370,7 @@ def load_config(
     else:
         cfg = config_from_dict(raw, str(path))
     if overrides:
-        cfg = apply_overrides(cfg, overrides)
+        cfg = apply_overrides(cfg, overrides, f"{path}: --set")
     validate_config(cfg, f"{path} (with --set {' '.join(overrides)})" if overrides else str(path))
     return cfg
 
@@ -395,7 +394,7 @@ def transform_config(cfg: Config, targets: str = "batch"):
         encode_method=cfg.target.method,
         targets=targets,
         use_joint_weights=cfg.target.use_joint_weights,
-        **dataclasses.asdict(cfg.augment),
+        augment=cfg.augment,
     )
 
 
@@ -440,11 +439,23 @@ _TRANSFORM_FIELDS = {
     "sigma": "target.sigma",
     "encode_method": "target.method",
     "use_joint_weights": "target.use_joint_weights",
-    **{f.name: f"augment.{f.name}" for f in dataclasses.fields(AugmentConfig)},
 }
 
 MODEL_STRIDE = 4
 """Every model here gives heatmaps at 1/4 of the input size."""
+
+
+def default_blur_kernel(image_size: tuple[int, int]) -> int:
+    """DARK decode blur kernel of the official configs (``TEST.BLUR_KERNEL``): 3 at 128x96
+    (input height up to 128), 11 at 256x192, 256x256 and 384x288. ``image_size`` is (W, H)."""
+    return 3 if image_size[1] <= 128 else 11
+
+
+def blur_kernel(cfg: Config) -> int:
+    """``cfg.test.blur_kernel``, or :func:`default_blur_kernel` of the input size when None."""
+    if cfg.test.blur_kernel is not None:
+        return cfg.test.blur_kernel
+    return default_blur_kernel(tuple(cfg.input.image_size))
 
 
 def _value(cfg: Config, dotted: str) -> Any:

@@ -42,9 +42,9 @@ from tqdm import tqdm
 from darkpose import geometry
 from darkpose.bench._common import argument, json_target_refused, parse_size, parse_sizes, write_json
 from darkpose.codec import DARK_MAX_STEP, encode
-from darkpose.config import Config, transform_config
+from darkpose.config import Config, blur_kernel, transform_config
 from darkpose.data import CocoKeypointDataset, read_image
-from darkpose.engine.evaluate import blur_kernel, crop_person, predict
+from darkpose.engine.evaluate import crop_person, predict
 from darkpose.evaluation import evaluate_coco, keypoint_results, load_coco_gt
 
 SIZES: tuple[str, ...] = ("128x96", "256x192", "384x288")

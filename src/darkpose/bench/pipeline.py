@@ -67,8 +67,8 @@ def measure(
 def _measure(ann, images, size, rounds, batch_size, progress) -> dict:
     per_sample = TopDownTransform(TransformConfig(image_size=size, targets="sample"), train=True)
     batched = TopDownTransform(TransformConfig(image_size=size, targets="batch"), train=True)
-    ds_sample = CocoKeypointDataset(ann, images, image_size=size, transform=per_sample)
-    ds_batch = CocoKeypointDataset(ann, images, image_size=size, transform=batched)
+    ds_sample = CocoKeypointDataset(ann, images, transform=per_sample)
+    ds_batch = CocoKeypointDataset(ann, images, transform=batched)
     n = len(ds_sample)
     if n == 0:
         raise ValueError(f"{ann}: no person with keypoints to time")
@@ -89,7 +89,7 @@ def _measure(ann, images, size, rounds, batch_size, progress) -> dict:
                 elif which == 1:
                     ds_sample[(epoch, i)]
                 else:
-                    pending.append(ds_batch[(epoch, i)]["meta"]["keypoints_heatmap"])
+                    pending.append(ds_batch[(epoch, i)].meta.keypoints_heatmap)
                     if len(pending) == batch_size or i == n - 1:
                         batched.encode(np.stack(pending))
                         pending = []

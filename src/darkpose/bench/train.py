@@ -50,6 +50,7 @@ from darkpose.bench._common import (
     threads,
     write_json,
 )
+from darkpose.data.sample import Batch
 
 __all__ = ["TARGET_RATIO", "LoopRow", "add_arguments", "format_report", "measure", "run"]
 
@@ -89,7 +90,7 @@ def _fresh_model(cfg, num_joints: int, device: torch.device, channels_last: bool
 
 
 def _make_step(cfg, num_joints: int, device: torch.device, channels_last: bool, amp: str,
-               compile: bool) -> tuple[Callable[[dict], dict], Callable[[dict], float]]:
+               compile: bool) -> tuple[Callable[[Batch], Batch], Callable[[Batch], float]]:
     """(to_device, step) for a fresh model: ``to_device(batch)`` moves a collated batch as
     the loop does; ``step(batch)`` is forward, loss, backward and optimiser step (with the
     config's grad clip and, under fp16, a grad scaler); it returns the loss."""
@@ -101,15 +102,12 @@ def _make_step(cfg, num_joints: int, device: torch.device, channels_last: bool, 
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     net = torch.compile(model) if compile else model
     dtype = _AMP[amp]
-    memory = torch.channels_last if channels_last else torch.contiguous_format
 
-    def to_device(batch: dict) -> dict:
-        moved = {k: batch[k].to(device, non_blocking=True) for k in ("image", "target", "target_weight")}
-        moved["image"] = moved["image"].contiguous(memory_format=memory)
-        return moved
+    def to_device(batch: Batch) -> Batch:
+        return batch.to(device, channels_last=channels_last)
 
-    def step(b: dict) -> float:
-        loss = forward_loss(net, criterion, b["image"], b["target"], b["target_weight"], dtype)
+    def step(b: Batch) -> float:
+        loss = forward_loss(net, criterion, b.image, b.target, b.target_weight, dtype)
         value = loss.item()  # the loop reads the loss too (its non-finite check)
         apply_gradients(loss, model, optimizer, scaler, t.grad_clip)
         return value

@@ -2,7 +2,8 @@
 
 - :class:`CocoKeypointDataset`: COCO or any COCO-format keypoint file + metadata file.
 - :class:`MpiiDataset`: the MPII annotation JSON of the official HRNet code.
-- :class:`TopDownTransform`: training augmentation / test-time crop, normalisation, targets.
+- :class:`TopDownTransform`: training augmentation / test-time crop, normalisation, targets;
+  it makes a :class:`Sample` (and :meth:`TopDownTransform.collate` a :class:`Batch`).
 - :func:`crop_person` -> :class:`Crop`: the test-time crop of one person, a pure function of
   the photo, centre, scale, size and convention (test, predict, the oracle and
   ``TopDownTransform(train=False)`` use it).
@@ -19,15 +20,21 @@ from darkpose.data.crop import Crop, crop_person
 from darkpose.data.image import check_images, read_image
 from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
 from darkpose.data.mpii import MpiiDataset
-from darkpose.data.transforms import TopDownTransform, TransformConfig
+from darkpose.data.sample import Batch, RawItem, Sample, SampleMeta
+from darkpose.data.transforms import Augmentation, TopDownTransform, TransformConfig
 
 __all__ = [
+    "Augmentation",
+    "Batch",
     "CocoKeypointDataset",
     "Crop",
     "EpochSampler",
     "KeypointMetadata",
     "MpiiDataset",
     "PersonInstance",
+    "RawItem",
+    "Sample",
+    "SampleMeta",
     "TopDownDataset",
     "TopDownTransform",
     "TransformConfig",

@@ -17,7 +17,7 @@ see each epoch without any state of theirs changing::
 
     sampler = EpochSampler(RandomSampler(dataset))   # or DistributedSampler(dataset)
     loader = DataLoader(dataset, batch_size=32, sampler=sampler, num_workers=8,
-                        persistent_workers=True)
+                        persistent_workers=True, collate_fn=dataset.transform.collate)
     for epoch in range(210):
         sampler.set_epoch(epoch)
         for batch in loader: ...
@@ -39,6 +39,7 @@ from torch.utils.data import Dataset
 
 from darkpose.data.image import check_color, read_image
 from darkpose.data.keypoint_metadata import KeypointMetadata
+from darkpose.data.sample import RawItem, Sample
 
 
 @dataclass(frozen=True)
@@ -69,19 +70,6 @@ class PersonInstance:
     keypoints: np.ndarray
     area: float
     score: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "image_path": str(self.image_path),
-            "image_id": self.image_id,
-            "annotation_id": self.annotation_id,
-            "box": self.box,
-            "center": self.center,
-            "scale": self.scale,
-            "keypoints": self.keypoints,
-            "area": self.area,
-            "score": self.score,
-        }
 
 
 class TopDownDataset(Dataset):
@@ -197,15 +185,14 @@ class TopDownDataset(Dataset):
     def _expected_size(self, index: int):
         return None if self.image_sizes is None else self.image_sizes[index]
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        """The sample of ``key``: an index (epoch 0) or an ``(epoch, index)`` pair."""
+    def __getitem__(self, key: int | tuple[int, int]) -> Sample | RawItem:
+        """The sample of ``key``: an index (epoch 0) or an ``(epoch, index)`` pair; without a
+        transform, the :class:`~darkpose.data.sample.RawItem` (instance and photo)."""
         epoch, index = (0, key) if not isinstance(key, tuple) else _split_key(key)
         if self.transform is None:
             inst = self.instance(index)
-            item = inst.as_dict()
-            item["image"] = read_image(inst.image_path, self.color, self._expected_size(index))
-            item["index"] = int(index)
-            return item
+            image = read_image(inst.image_path, self.color, self._expected_size(index))
+            return RawItem(inst, image, self._index(index))
         i = self._index(index)
         draws = self.draws(i, epoch)
         inst = PersonInstance(  # read-only views: the transform does not modify them
@@ -221,9 +208,7 @@ class TopDownDataset(Dataset):
         )
         image = read_image(inst.image_path, "bgr", self._expected_size(i))
         sample = self.transform(image, inst, draws, to_rgb=self.color == "rgb")
-        sample["meta"]["index"] = i
-        sample["meta"]["epoch"] = epoch
-        return sample
+        return sample.at(i, epoch)
 
 
 def _check_epoch(epoch) -> int:
@@ -292,11 +277,27 @@ def check_transform(transform, image_size, convention) -> None:
         )
 
 
-def open_annotations(ann_file, image_dir, metadata, transform, image_size, convention):
-    """The shared start of a dataset constructor: the metadata, the annotation path, the image
-    folder (which must exist), the transform checked against the dataset, the parsed JSON.
+def crop_geometry(transform, image_size, convention, default_size) -> tuple[tuple[int, int], str]:
+    """The (W, H) input size and the convention a dataset prepares its boxes for.
 
-    Returns (metadata, ann_path, image_dir, parsed JSON)."""
+    A transform with a config is their one home: arguments left None take its values, and
+    arguments given must agree with it (:func:`check_transform`). Without one, the given
+    values or ``default_size`` and ``"darkpose"``.
+    """
+    cfg = getattr(transform, "config", None)
+    if cfg is not None:
+        image_size = tuple(cfg.image_size) if image_size is None else image_size
+        convention = cfg.convention if convention is None else convention
+        check_transform(transform, image_size, convention)
+    size = tuple(default_size if image_size is None else image_size)
+    return (int(size[0]), int(size[1])), "darkpose" if convention is None else convention
+
+
+def open_annotations(ann_file, image_dir, metadata, transform, image_size, convention, default_size):
+    """The shared start of a dataset constructor: the metadata, the annotation path, the image
+    folder (which must exist), the crop geometry (:func:`crop_geometry`), the parsed JSON.
+
+    Returns (metadata, ann_path, image_dir, parsed JSON, image_size, convention)."""
     from darkpose.data._io import read_json
     from darkpose.data.keypoint_metadata import load_metadata
 
@@ -305,5 +306,5 @@ def open_annotations(ann_file, image_dir, metadata, transform, image_size, conve
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise FileNotFoundError(f"image folder not found: {image_dir}")
-    check_transform(transform, image_size, convention)
-    return meta, ann_path, image_dir, read_json(ann_path, "annotation file")
+    image_size, convention = crop_geometry(transform, image_size, convention, default_size)
+    return meta, ann_path, image_dir, read_json(ann_path, "annotation file"), image_size, convention

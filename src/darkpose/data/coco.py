@@ -102,9 +102,12 @@ class CocoKeypointDataset(TopDownDataset):
     image_dir : path
         Folder of the images (``file_name`` is relative to it).
     metadata : "coco", "mpii", a metadata file path or :class:`KeypointMetadata`
-    image_size : (W, H)
-        Network input size; boxes are padded to its aspect ratio.
-    convention : {"darkpose", "hrnet"}
+    image_size : (W, H) or None
+        Network input size; boxes are padded to its aspect ratio. None: the transform's
+        (its config is the one home of the crop geometry), or (192, 256) without one.
+    convention : {"darkpose", "hrnet"} or None
+        None: the transform's, or "darkpose" without one. Values given must agree with
+        the transform's.
     detections : path or None
         A detection results JSON to take the person boxes from instead of the ground
         truth; keypoints are then zeros.
@@ -144,8 +147,8 @@ class CocoKeypointDataset(TopDownDataset):
         ann_file: str | Path,
         image_dir: str | Path,
         metadata: str | Path | KeypointMetadata = "coco",
-        image_size: tuple[int, int] = (192, 256),
-        convention: str = "darkpose",
+        image_size: tuple[int, int] | None = None,
+        convention: str | None = None,
         detections: str | Path | None = None,
         det_score_threshold: float = 0.0,
         category_id: int | None = None,
@@ -154,8 +157,8 @@ class CocoKeypointDataset(TopDownDataset):
         color: str = "rgb",
         seed: int = 0,
     ) -> None:
-        meta, self.ann_file, image_dir, raw = open_annotations(
-            ann_file, image_dir, metadata, transform, image_size, convention
+        meta, self.ann_file, image_dir, raw, image_size, convention = open_annotations(
+            ann_file, image_dir, metadata, transform, image_size, convention, (192, 256)
         )
         k = meta.num_keypoints
         where = str(self.ann_file)

@@ -41,8 +41,9 @@ class MpiiDataset(TopDownDataset):
     ann_file : path to ``train.json`` / ``valid.json`` / ``test.json``
     image_dir : path to the images folder
     metadata : default "mpii"
-    image_size : (W, H), only checked against the transform (MPII crops are square)
-    convention : {"darkpose", "hrnet"}
+    image_size : (W, H) or None, only checked against the transform (MPII crops are
+        square); None: the transform's, or (256, 256) without one
+    convention : {"darkpose", "hrnet"} or None: the transform's, or "darkpose" without one
     exclude_images : iterable of paths
         Images whose persons are left out (e.g. :func:`darkpose.data.image.check_images`).
     transform, color, seed : as in :class:`TopDownDataset`
@@ -59,15 +60,15 @@ class MpiiDataset(TopDownDataset):
         ann_file: str | Path,
         image_dir: str | Path,
         metadata: str | Path | KeypointMetadata = "mpii",
-        image_size: tuple[int, int] = (256, 256),
-        convention: str = "darkpose",
+        image_size: tuple[int, int] | None = None,
+        convention: str | None = None,
         exclude_images: Iterable[str | Path] = (),
         transform=None,
         color: str = "rgb",
         seed: int = 0,
     ) -> None:
-        meta, self.ann_file, image_dir, entries = open_annotations(
-            ann_file, image_dir, metadata, transform, image_size, convention
+        meta, self.ann_file, image_dir, entries, image_size, convention = open_annotations(
+            ann_file, image_dir, metadata, transform, image_size, convention, (256, 256)
         )
         k = meta.num_keypoints
         where = str(self.ann_file)

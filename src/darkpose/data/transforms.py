@@ -2,12 +2,9 @@
 
 One class serves training (``train=True``: half-body, random scale, rotation, flip,
 optional colour jitter) and test time (``train=False``: the plain crop,
-:func:`darkpose.data.crop.crop_person`). Both return::
-
-    {"image": (3, H, W) float32 tensor, normalised with the ImageNet mean/std,
-     "target": (K, h, w) float32 tensor,          # when config.targets == "sample"
-     "target_weight": (K,) float32 tensor,        # when config.targets == "sample"
-     "meta": {...}}                               # see TopDownTransform.__call__
+:func:`darkpose.data.crop.crop_person`). Both return a :class:`darkpose.data.sample.Sample`:
+the (3, H, W) float32 input normalised with the ImageNet mean/std, the (K, h, w) target and
+(K,) weight when ``config.targets == "sample"``, and its :class:`SampleMeta`.
 
 With ``targets="batch"`` the targets are made by :meth:`TopDownTransform.collate` (give it
 to the DataLoader as ``collate_fn``): one codec call per batch instead of one per sample,
@@ -37,7 +34,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
@@ -55,6 +51,7 @@ from darkpose.data.crop import (
     normalize_crop,
 )
 from darkpose.data.keypoint_metadata import KeypointMetadata, load_metadata
+from darkpose.data.sample import Batch, Sample, SampleMeta
 
 HALF_BODY_PADDING = 1.5
 """Enlargement of the half-body box after its aspect padding (the reference's 1.5)."""
@@ -80,12 +77,6 @@ def default_sigma(image_size: tuple[int, int]) -> float:
     return max(image_size[1] / 128.0, MIN_SIGMA)
 
 
-def default_blur_kernel(image_size: tuple[int, int]) -> int:
-    """DARK decode blur kernel of the official configs (``TEST.BLUR_KERNEL``): 3 at 128x96
-    (input height up to 128), 11 at 256x192, 256x256 and 384x288. ``image_size`` is (W, H)."""
-    return 3 if image_size[1] <= 128 else 11
-
-
 def _check_size(name: str, value, minimum: int) -> tuple[int, int]:
     try:
         w, h = value
@@ -107,8 +98,50 @@ def _check_number(name: str, value, low: float, high: float, high_open: bool = F
 
 
 @dataclass(frozen=True)
+class Augmentation:
+    """Training augmentation (DESIGN.md section 4), the config's ``augment`` section
+    (:class:`darkpose.config.Config` uses this class): the one home of these defaults.
+
+    Attributes
+    ----------
+    flip_prob : probability of a horizontal flip (0.5)
+    scale_factor : the window is scaled by clip(1 + sf z, 1 - sf, 1 + sf), z ~ N(0, 1) (0.35)
+    rotation_factor, rotation_prob : rotation clip(rf z, -2 rf, 2 rf) degrees (45), applied
+        with probability 0.6
+    half_body_prob, half_body_min_keypoints : half-body crop with probability 0.3 when more
+        than 8 keypoints are labelled
+    half_body_upper_prob : probability of trying the upper body first (0.5; the reference's
+        ``np.random.randn() < 0.5`` makes it P(Z < 0.5) = 0.6915)
+    color_jitter : brightness, contrast and saturation factors drawn uniformly in
+        [1 - j, 1 + j] (0 disables; not in the official recipe)
+
+    A value out of range is a ValueError naming the field.
+    """
+
+    flip_prob: float = 0.5
+    scale_factor: float = 0.35
+    rotation_factor: float = 45.0
+    rotation_prob: float = 0.6
+    half_body_prob: float = 0.3
+    half_body_min_keypoints: int = 8
+    half_body_upper_prob: float = 0.5
+    color_jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("flip_prob", "rotation_prob", "half_body_prob", "half_body_upper_prob"):
+            _check_number(name, getattr(self, name), 0.0, 1.0)
+        _check_number("scale_factor", self.scale_factor, 0.0, 1.0, high_open=True)
+        _check_number("rotation_factor", self.rotation_factor, 0.0, math.inf, high_open=True)
+        _check_number("color_jitter", self.color_jitter, 0.0, 1.0, high_open=True)
+        _check_number("half_body_min_keypoints", self.half_body_min_keypoints, 0, math.inf,
+                      high_open=True)
+
+
+@dataclass(frozen=True)
 class TransformConfig:
     """Settings of :class:`TopDownTransform` (defaults: the official COCO 256x192 recipe).
+
+    Built from an experiment's config by :func:`darkpose.config.transform_config`.
 
     Attributes
     ----------
@@ -121,15 +154,8 @@ class TransformConfig:
         "sample": each sample carries "target" and "target_weight"; "batch": they are
         encoded once per batch by :meth:`TopDownTransform.collate` (the same values);
         "none": no targets. ``True``/``False`` mean "sample"/"none".
-    flip_prob, scale_factor, rotation_factor, rotation_prob, half_body_prob,
-    half_body_min_keypoints : training augmentation (DESIGN.md section 4): flip with
-        probability 0.5; scale x clip(1 + 0.35 z, 0.65, 1.35); rotation
-        clip(45 z, -90, 90) degrees with probability 0.6; half-body with probability
-        0.3 when more than 8 keypoints are labelled
-    half_body_upper_prob : probability of trying the upper body first (0.5; the reference's
-        ``np.random.randn() < 0.5`` makes it P(Z < 0.5) = 0.6915)
-    color_jitter : brightness, contrast and saturation factors drawn uniformly in
-        [1 - j, 1 + j] (0 disables; not in the official recipe)
+    augment : Augmentation
+        Training augmentation (unused at test time).
     use_joint_weights : multiply target weights by the metadata's joint weights (the
         official ``LOSS.USE_DIFFERENT_JOINTS_WEIGHT``, False in every official config)
     mean, std : normalisation, in R, G, B order
@@ -141,14 +167,7 @@ class TransformConfig:
     convention: str = "darkpose"
     encode_method: str = "unbiased"
     targets: str | bool = "sample"
-    flip_prob: float = 0.5
-    scale_factor: float = 0.35
-    rotation_factor: float = 45.0
-    rotation_prob: float = 0.6
-    half_body_prob: float = 0.3
-    half_body_min_keypoints: int = 8
-    half_body_upper_prob: float = 0.5
-    color_jitter: float = 0.0
+    augment: Augmentation = field(default_factory=Augmentation)
     use_joint_weights: bool = False
     mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
     std: tuple[float, float, float] = field(default=IMAGENET_STD)
@@ -187,13 +206,8 @@ class TransformConfig:
             raise ValueError(
                 f"convention must be one of {geometry.CONVENTIONS}, got {self.convention!r}"
             )
-        for name in ("flip_prob", "rotation_prob", "half_body_prob", "half_body_upper_prob"):
-            _check_number(name, getattr(self, name), 0.0, 1.0)
-        _check_number("scale_factor", self.scale_factor, 0.0, 1.0, high_open=True)
-        _check_number("rotation_factor", self.rotation_factor, 0.0, math.inf, high_open=True)
-        _check_number("color_jitter", self.color_jitter, 0.0, 1.0, high_open=True)
-        _check_number("half_body_min_keypoints", self.half_body_min_keypoints, 0, math.inf,
-                      high_open=True)
+        if not isinstance(self.augment, Augmentation):
+            raise TypeError(f"augment: expected an Augmentation, got {type(self.augment).__name__}")
         object.__setattr__(self, "mean", check_triple("mean", self.mean, positive=False))
         object.__setattr__(self, "std", check_triple("std", self.std, positive=True))
 
@@ -237,7 +251,7 @@ class TopDownTransform:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         upper = keypoints[labelled & self._upper, :2]
         lower = keypoints[labelled & ~self._upper, :2]
-        if u_side < self.config.half_body_upper_prob and len(upper) > 2:
+        if u_side < self.config.augment.half_body_upper_prob and len(upper) > 2:
             chosen = upper
         else:
             chosen = lower if len(lower) > 2 else upper
@@ -272,7 +286,7 @@ class TopDownTransform:
         center (2,), scale (2,), rotation (degrees), flipped, jitter (3,) factors (None
         when ``color_jitter`` is 0)
         """
-        cfg = self.config
+        aug = self.config.augment
         if isinstance(rng, np.random.Generator):
             u = rng.random(7).tolist()
             z0, z1 = rng.standard_normal(2).tolist()
@@ -286,22 +300,22 @@ class TopDownTransform:
                     f"draws: expected seven numbers in [0, 1) then two finite, got {u + [z0, z1]}"
                 )
         jit = None
-        if cfg.color_jitter:
-            jit = tuple(1.0 + cfg.color_jitter * (2.0 * v - 1.0) for v in u[4:])
-        if cfg.half_body_prob > 0 and u[0] < cfg.half_body_prob:
+        if aug.color_jitter:
+            jit = tuple(1.0 + aug.color_jitter * (2.0 * v - 1.0) for v in u[4:])
+        if aug.half_body_prob > 0 and u[0] < aug.half_body_prob:
             labelled = keypoints[:, 2] > 0
-            if labelled.sum() > cfg.half_body_min_keypoints:
+            if labelled.sum() > aug.half_body_min_keypoints:
                 hb = self._half_body(keypoints, labelled, u[1])
                 if hb is not None:
                     center, scale = hb
-        sf, rf = cfg.scale_factor, cfg.rotation_factor
+        sf, rf = aug.scale_factor, aug.rotation_factor
         factor = min(max(z0 * sf + 1.0, 1.0 - sf), 1.0 + sf)
         smallest = geometry.PIXEL_STD * min(np.asarray(scale, np.float64).tolist())
         if 0.0 < smallest and factor * smallest < MIN_WINDOW:
             factor = max(factor, min(1.0, MIN_WINDOW / smallest))
         scale = scale * factor
-        rotation = min(max(z1 * rf, -2.0 * rf), 2.0 * rf) if u[2] < cfg.rotation_prob else 0.0
-        flipped = u[3] < cfg.flip_prob
+        rotation = min(max(z1 * rf, -2.0 * rf), 2.0 * rf) if u[2] < aug.rotation_prob else 0.0
+        flipped = u[3] < aug.flip_prob
         return np.asarray(center, np.float64), np.asarray(scale, np.float64), rotation, flipped, jit
 
     def affines(
@@ -343,7 +357,7 @@ class TopDownTransform:
 
     def __call__(
         self, image: np.ndarray, instance, rng=None, to_rgb: bool = True
-    ) -> dict[str, Any]:
+    ) -> Sample:
         """Make the sample of one person.
 
         Parameters
@@ -359,16 +373,10 @@ class TopDownTransform:
 
         Returns
         -------
-        dict with "image" (3, H, W) float32 tensor, "target" (K, h, w) and
-        "target_weight" (K,) float32 tensors (when ``config.targets == "sample"``), and
-        "meta":
-        image_id, annotation_id, image_path, score, area; center (2,), scale (2,),
-        rotation (degrees) and flipped actually used; keypoints (K, 3) in the image as
-        annotated; keypoints_heatmap (K, 3) in heatmap pixels (the codec's input;
-        left/right swapped when flipped; visibility last); image_to_input and
-        heatmap_to_image (2, 3) float64 affines (the first places image points in the
-        input crop, e.g. for drawing; the second recovers image coordinates from decoded
-        heatmap coordinates of this crop).
+        :class:`darkpose.data.sample.Sample`: the (3, H, W) input, the (K, h, w) target and
+        (K,) weight when ``config.targets == "sample"`` (else None), and the
+        :class:`~darkpose.data.sample.SampleMeta` (the centre, scale, rotation and flip
+        actually used, the keypoints in the image and in heatmap pixels, the affines).
         """
         cfg = self.config
         where = f"{instance.image_path}: annotation id {instance.annotation_id}"
@@ -405,27 +413,26 @@ class TopDownTransform:
         kp_hm = keypoints[self._flip_index] if flipped else keypoints.copy()
         kp_hm[:, :2] = kp_hm[:, :2] @ a_hm[:, :2].T + a_hm[:, 2]
 
-        sample: dict[str, Any] = {"image": torch.from_numpy(pixels)}
+        target = weight = None
         if cfg.targets == "sample":
-            target, weight = self.encode(kp_hm[None])
-            sample["target"] = torch.from_numpy(target[0])
-            sample["target_weight"] = torch.from_numpy(weight[0])
-        sample["meta"] = {
-            "image_id": instance.image_id,
-            "annotation_id": instance.annotation_id,
-            "image_path": str(instance.image_path),
-            "score": instance.score,
-            "area": instance.area,
-            "center": np.array(center, dtype=np.float64),
-            "scale": scale if self.train else np.array(scale, dtype=np.float64),
-            "rotation": float(rotation),
-            "flipped": flipped,
-            "keypoints": keypoints.copy(),
-            "keypoints_heatmap": kp_hm,
-            "image_to_input": a_in,
-            "heatmap_to_image": heatmap_to_image,
-        }
-        return sample
+            t, w = self.encode(kp_hm[None])
+            target, weight = torch.from_numpy(t[0]), torch.from_numpy(w[0])
+        meta = SampleMeta(
+            image_id=instance.image_id,
+            annotation_id=instance.annotation_id,
+            image_path=str(instance.image_path),
+            score=instance.score,
+            area=instance.area,
+            center=np.array(center, dtype=np.float64),
+            scale=scale if self.train else np.array(scale, dtype=np.float64),
+            rotation=float(rotation),
+            flipped=flipped,
+            keypoints=keypoints.copy(),
+            keypoints_heatmap=kp_hm,
+            image_to_input=a_in,
+            heatmap_to_image=heatmap_to_image,
+        )
+        return Sample(torch.from_numpy(pixels), meta, target, weight)
 
     # -- targets --------------------------------------------------------------------------
 
@@ -444,19 +451,18 @@ class TopDownTransform:
             weight = weight * self.metadata.joint_weights
         return np.ascontiguousarray(target, np.float32), np.ascontiguousarray(weight, np.float32)
 
-    def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        """``collate_fn`` for a DataLoader: stack the samples and, with
-        ``targets="batch"``, encode the batch's targets in one codec call.
-
-        Returns the batch as ``torch.utils.data.default_collate`` makes it, with "target"
-        (B, K, h, w) and "target_weight" (B, K) added in batch mode.
+    def collate(self, samples: list[Sample]) -> Batch:
+        """``collate_fn`` for a DataLoader: stack the samples into a
+        :class:`darkpose.data.sample.Batch`; with ``targets="batch"`` the batch's targets
+        are encoded here in one codec call, with ``targets="sample"`` they are stacked.
         """
-        from torch.utils.data import default_collate
-
-        batch = default_collate(samples)
+        image = torch.stack([s.image for s in samples])
+        meta = [s.meta for s in samples]
+        target = weight = None
         if self.config.targets == "batch":
-            kp = np.stack([s["meta"]["keypoints_heatmap"] for s in samples])
-            target, weight = self.encode(kp)
-            batch["target"] = torch.from_numpy(target)
-            batch["target_weight"] = torch.from_numpy(weight)
-        return batch
+            t, w = self.encode(np.stack([m.keypoints_heatmap for m in meta]))
+            target, weight = torch.from_numpy(t), torch.from_numpy(w)
+        elif self.config.targets == "sample":
+            target = torch.stack([s.target for s in samples])
+            weight = torch.stack([s.target_weight for s in samples])
+        return Batch(image, meta, target, weight)

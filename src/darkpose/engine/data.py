@@ -71,9 +71,7 @@ def build_dataset(cfg: Config, split: str, *, train: bool | None = None, targets
     transform = TopDownTransform(transform_config(cfg, targets if train else "none"), metadata, train=train)
     common = dict(
         metadata=metadata,
-        image_size=tuple(cfg.input.image_size),
-        convention=cfg.input.convention,
-        transform=transform,
+        transform=transform,  # the crop geometry (input size, convention) comes with it
         color=cfg.data.color,
         seed=cfg.train.seed,
     )

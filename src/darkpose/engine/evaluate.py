@@ -4,7 +4,7 @@ The same code serves ``darkpose test``, validation during training, the oracle
 (``darkpose bench oracle``) and :class:`darkpose.Predictor` (``darkpose predict``)::
 
     crop_person(image, center, scale, size, convention) -> Crop (pixels, affines)
-    crop_for_test(image, center, scale, transform, color)    -> Crop, at the config's sizes
+    crop_for_test(image, center, scale, t, color)       -> Crop at the config's sizes
     flip_test(model, images, flip_pairs, shift)          -> heatmaps (N, K, h, w)
     crop_heatmaps(model, images, cfg, flip_pairs)        -> heatmaps, flip test or not
     heatmaps_to_keypoints(heatmaps, affines, cfg)        -> keypoints (N, K, 3), image pixels
@@ -28,20 +28,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from darkpose import geometry
-from darkpose.config import Config, transform_config
+from darkpose.config import Config, blur_kernel, transform_config
 from darkpose.data.crop import Crop, crop_person  # defined in the data layer, re-exported
 
 __all__ = [
     "Crop",
     "CropDataset",
     "Predictions",
+    "crop_for_test",
     "crop_heatmaps",
     "crop_person",
     "evaluate",
     "flip_test",
     "heatmaps_to_keypoints",
     "predict",
-    "crop_for_test",
 ]
 
 
@@ -139,15 +139,6 @@ class Predictions:
     areas: np.ndarray
     box_scores: np.ndarray
     annotation_ids: np.ndarray
-
-
-def blur_kernel(cfg: Config) -> int:
-    """``cfg.test.blur_kernel``, or the official default of the input size when None."""
-    from darkpose.data.transforms import default_blur_kernel
-
-    if cfg.test.blur_kernel is not None:
-        return cfg.test.blur_kernel
-    return default_blur_kernel(tuple(cfg.input.image_size))
 
 
 def crop_heatmaps(

@@ -499,12 +499,8 @@ def train(
                        desc=f"epoch {epoch + 1}/{t.epochs}", disable=not progress, leave=False)
             model.train()
             for batch in loader:
-                images = batch["image"].to(device, non_blocking=True)
-                if t.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                target = batch["target"].to(device, non_blocking=True)
-                weight = batch["target_weight"].to(device, non_blocking=True)
-                loss = forward_loss(forward, criterion, images, target, weight, amp_dtype)
+                b = batch.to(device, channels_last=t.channels_last)
+                loss = forward_loss(forward, criterion, b.image, b.target, b.target_weight, amp_dtype)
                 value = distributed.mean_over_ranks(loss)  # of the global batch: all ranks stop together
                 if not math.isfinite(value):
                     bar.close()
@@ -519,7 +515,7 @@ def train(
                 apply_gradients(loss, model, optimizer, scaler, t.grad_clip)
                 scheduler.step()
 
-                n = images.shape[0]
+                n = len(batch)
                 state["step"] += 1
                 state["position"] += n
                 state["loss_sum"] += value
