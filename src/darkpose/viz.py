@@ -63,7 +63,7 @@ def _float_array(value, field: str, shape: tuple) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"{field}: expected an array of numbers") from None
     expected = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
-    if arr.ndim != len(shape) or any(s is not None and a != s for a, s in zip(arr.shape, shape)):
+    if arr.ndim != len(shape) or any(s is not None and a != s for a, s in zip(arr.shape, shape, strict=True)):
         raise ValueError(f"{field}: expected shape {expected}, got {arr.shape}")
     return arr
 
@@ -92,7 +92,7 @@ def _overlay_heatmaps(image: np.ndarray, heatmaps: np.ndarray, affines: np.ndarr
     image by ``affines`` (P, 2, 3), into ``image`` in place as a JET colour map."""
     height, width = image.shape[:2]
     total = np.zeros((height, width), np.float32)
-    for hm, affine in zip(heatmaps, affines):
+    for hm, affine in zip(heatmaps, affines, strict=True):
         if not np.isfinite(affine).all() or np.linalg.det(affine[:, :2]) == 0:
             continue  # no placement in the image: nothing to draw for this person
         peak = np.nan_to_num(hm, nan=0.0, posinf=0.0, neginf=0.0).max(axis=0).astype(np.float32)
@@ -183,8 +183,8 @@ def draw_poses(
             & (np.abs(kpts[..., :2]) <= MAX_COORDINATE).all(axis=2)
         )
     kp_colors, limb_colors = _palette(metadata)
-    for pose, ok in zip(kpts, shown):
-        for (i, j), colour in zip(metadata.skeleton, limb_colors):
+    for pose, ok in zip(kpts, shown, strict=True):
+        for (i, j), colour in zip(metadata.skeleton, limb_colors, strict=True):
             if ok[i] and ok[j]:
                 cv2.line(image, _fixed(pose[i]), _fixed(pose[j]), colour, thickness, cv2.LINE_AA, _SHIFT)
         for i in np.flatnonzero(ok):
