@@ -22,6 +22,7 @@ import numpy as np
 
 from darkpose.data.keypoint_metadata import KeypointMetadata
 from darkpose.geometry import MAX_COORDINATE
+from darkpose.tracking import _array
 
 __all__ = ["DEFAULT_COLORS", "HEATMAP_ALPHA", "draw_poses", "image_grid"]
 
@@ -54,18 +55,6 @@ def _bgr(image, field: str) -> np.ndarray:
     if (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)) and image.size > 0:
         return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2BGR)
     raise ValueError(f"{field}: expected an image of shape (H, W, 3) or (H, W), got {image.shape}")
-
-
-def _float_array(value, field: str, shape: tuple) -> np.ndarray:
-    """``value`` as float64 of ``shape`` (``None`` = any size), else a ValueError naming it."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field}: expected an array of numbers") from None
-    expected = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
-    if arr.ndim != len(shape) or any(s is not None and a != s for a, s in zip(arr.shape, shape, strict=True)):
-        raise ValueError(f"{field}: expected shape {expected}, got {arr.shape}")
-    return arr
 
 
 def _side(name: str) -> str | None:
@@ -155,7 +144,7 @@ def draw_poses(
     image = _bgr(image_bgr, "image_bgr")
     image = image.copy() if image is image_bgr else image
     k = metadata.num_keypoints
-    kpts = _float_array(keypoints, "keypoints", (None, k, 3))
+    kpts = _array(keypoints, "keypoints", (None, k, 3))
     persons = len(kpts)
     if not isinstance(score_threshold, int | float) or not math.isfinite(score_threshold):
         raise ValueError(f"score_threshold: expected a finite number, got {score_threshold!r}")
@@ -166,12 +155,12 @@ def draw_poses(
     if heatmaps is not None or heatmap_to_image is not None:
         if heatmaps is None or heatmap_to_image is None:
             raise ValueError("heatmaps and heatmap_to_image: give both or neither")
-        hms = _float_array(heatmaps, "heatmaps", (persons, k, None, None))
+        hms = _array(heatmaps, "heatmaps", (persons, k, None, None))
         if hms.shape[2] == 0 or hms.shape[3] == 0:
             raise ValueError(f"heatmaps: expected a non-empty (h, w), got {hms.shape}")
-        _overlay_heatmaps(image, hms, _float_array(heatmap_to_image, "heatmap_to_image", (persons, 2, 3)))
+        _overlay_heatmaps(image, hms, _array(heatmap_to_image, "heatmap_to_image", (persons, 2, 3)))
     if boxes is not None:
-        for x, y, w, h in _float_array(boxes, "boxes", (persons, 4)):
+        for x, y, w, h in _array(boxes, "boxes", (persons, 4)):
             corners = np.array([[x, y], [x + w, y + h]])
             if np.isfinite(corners).all() and np.abs(corners).max() <= MAX_COORDINATE:
                 cv2.rectangle(image, _fixed(corners[0]), _fixed(corners[1]), BOX_COLOR,
