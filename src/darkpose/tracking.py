@@ -68,7 +68,8 @@ class OneEuroFilter:
 
     ``filt(x, t)`` returns the filtered ``x`` (any shape, the same at every call) at time ``t``
     seconds. The first sample is passed through. A non-finite element is returned as it is and
-    leaves that element's state alone; an element's first finite sample is passed through.
+    leaves that element's state alone (its next T_e runs from its last finite sample); an
+    element's first finite sample is passed through.
 
     Parameters
     ----------
@@ -84,9 +85,10 @@ class OneEuroFilter:
         self.min_cutoff = _positive(min_cutoff, "min_cutoff")
         self.beta = _positive(beta, "beta", allow_zero=True)
         self.d_cutoff = _positive(d_cutoff, "d_cutoff")
-        self._x: np.ndarray | None = None
-        self._dx: np.ndarray | None = None
-        self._t: float | None = None
+        self._x: np.ndarray | None = None  # last filtered value of each element
+        self._dx: np.ndarray | None = None  # and its filtered derivative
+        self._seen_at: np.ndarray | None = None  # time of each element's last finite sample
+        self._t: float | None = None  # time of the last call
 
     def __call__(self, x, t: float) -> np.ndarray:
         x = np.array(x, dtype=np.float64)
@@ -94,12 +96,13 @@ class OneEuroFilter:
             raise ValueError(f"t: expected a finite time in seconds, got {t!r}")
         if self._x is None:
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
+            self._seen_at = np.full_like(x, float(t))
             return x
         if x.shape != self._x.shape:
             raise ValueError(f"x: expected shape {self._x.shape} (as the first sample), got {x.shape}")
         if not t > self._t:
             raise ValueError(f"t: times must increase, got {t!r} after {self._t!r}")
-        te = t - self._t
+        te = t - self._seen_at
         with np.errstate(invalid="ignore"):
             dx_hat = _alpha(te, self.d_cutoff) * ((x - self._x) / te) + (1 - _alpha(te, self.d_cutoff)) * self._dx
             a = _alpha(te, self.min_cutoff + self.beta * np.abs(dx_hat))
@@ -109,6 +112,7 @@ class OneEuroFilter:
         x_hat = np.where(fresh | ~seen, x, x_hat)
         self._dx = np.where(fresh, 0.0, np.where(seen, dx_hat, self._dx))
         self._x = np.where(seen, x_hat, self._x)
+        self._seen_at = np.where(seen, float(t), self._seen_at)
         self._t = float(t)
         return x_hat
 
