@@ -16,16 +16,15 @@ Boxes are (x, y, w, h) in pixels; keypoints (P, K, 3) as (x, y, score).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from darkpose.data._io import finite_number
 
 __all__ = ["IoUTracker", "OneEuroFilter", "PoseSmoother", "box_iou"]
 
 
 def _positive(value, field: str, allow_zero: bool = False) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
+    if not finite_number(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{field}: expected a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
     return float(value)
 
@@ -92,7 +91,7 @@ class OneEuroFilter:
 
     def __call__(self, x, t: float) -> np.ndarray:
         x = np.array(x, dtype=np.float64)
-        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        if not finite_number(t):
             raise ValueError(f"t: expected a finite time in seconds, got {t!r}")
         if self._x is None:
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
@@ -224,7 +223,7 @@ class PoseSmoother:
         """
         kpts = _array(keypoints, "keypoints", (None, None, 3))
         boxes = _array(boxes, "boxes", (len(kpts), 4))
-        if isinstance(t_seconds, bool) or not isinstance(t_seconds, int | float) or not math.isfinite(t_seconds):
+        if not finite_number(t_seconds):
             raise ValueError(f"t_seconds: expected a finite time in seconds, got {t_seconds!r}")
         if self._t is not None and not t_seconds > self._t:
             raise ValueError(f"t_seconds: times must increase, got {t_seconds!r} after {self._t!r}")

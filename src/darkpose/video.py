@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from darkpose._files import check_target, write_new
+from darkpose.data._io import finite_number
 
 __all__ = ["DEFAULT_FPS", "FOURCCS", "VIDEO_EXTENSIONS", "VideoWriter", "is_video", "read_frames"]
 
@@ -129,7 +130,7 @@ class VideoWriter:
         suffix = self.path.suffix.lower()
         if suffix not in FOURCCS:
             raise ValueError(f"video {self.path}: the extension must be one of {VIDEO_EXTENSIONS}")
-        if isinstance(fps, bool) or not isinstance(fps, int | float) or not (math.isfinite(fps) and fps > 0):
+        if not (finite_number(fps) and fps > 0):
             raise ValueError(f"video {self.path}: fps must be a finite number > 0, got {fps!r}")
         if not (
             isinstance(size, tuple | list)

@@ -13,13 +13,13 @@ flip pair) are drawn in :data:`DEFAULT_COLORS` ``"left"`` / ``"right"``, the res
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
+from darkpose.data._io import finite_number
 from darkpose.data.keypoint_metadata import KeypointMetadata
 from darkpose.geometry import MAX_COORDINATE
 from darkpose.tracking import _array
@@ -146,7 +146,7 @@ def draw_poses(
     k = metadata.num_keypoints
     kpts = _array(keypoints, "keypoints", (None, k, 3))
     persons = len(kpts)
-    if not isinstance(score_threshold, int | float) or not math.isfinite(score_threshold):
+    if not finite_number(score_threshold):
         raise ValueError(f"score_threshold: expected a finite number, got {score_threshold!r}")
     if thickness is None:
         thickness = max(1, round(max(image.shape[:2]) / 320))
