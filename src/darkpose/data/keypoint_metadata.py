@@ -14,8 +14,13 @@ A metadata file is a small JSON object (COCO and MPII ship as ``coco.json`` and
                                                   #   (0 leaves a joint out of the loss)
       "upper_body": ["head", "left_hand", "right_hand"],  # optional: half-body split;
                                                           #   default [] (no half-body)
-      "skeleton": [["head", "left_hand"]]         # optional: pairs, for drawing
+      "skeleton": [["head", "left_hand"]],        # optional: pairs, for drawing
+      "keypoint_colors": [[255, 0, 0], [0, 255, 0], [0, 0, 255]],  # optional: K colours
+      "limb_colors": [[255, 128, 0]]              # optional: one colour per skeleton pair
     }
+
+Colours are ``[R, G, B]`` integers in 0..255; without them :func:`darkpose.viz.draw_poses`
+colours the left and right sides distinctly.
 
 Every error names the file and the field.
 """
@@ -47,6 +52,8 @@ class KeypointMetadata:
     joint_weights : (K,) float32 per-joint loss weights
     upper_body_ids : tuple of int (the rest are the lower body)
     skeleton : tuple of (i, j) 0-based index pairs
+    keypoint_colors : tuple of K (r, g, b) int triples, or () when the file gives none
+    limb_colors : tuple of (r, g, b) int triples, one per skeleton pair, or ()
     """
 
     name: str
@@ -56,6 +63,8 @@ class KeypointMetadata:
     joint_weights: np.ndarray
     upper_body_ids: tuple[int, ...] = ()
     skeleton: tuple[tuple[int, int], ...] = field(default=())
+    keypoint_colors: tuple[tuple[int, int, int], ...] = field(default=())
+    limb_colors: tuple[tuple[int, int, int], ...] = field(default=())
 
     @property
     def num_keypoints(self) -> int:
@@ -111,6 +120,25 @@ def _numbers(raw: Any, k: int, where: str, fld: str, positive: bool) -> np.ndarr
     return arr
 
 
+def _colors(raw: Any, n: int, where: str, fld: str, per: str) -> tuple[tuple[int, int, int], ...]:
+    """``n`` colours ``[R, G, B]``, integers in 0..255."""
+    if not isinstance(raw, list) or len(raw) != n:
+        got = f"{len(raw)} entries" if isinstance(raw, list) else type(raw).__name__
+        raise ValueError(f"{where}: field {fld!r} must be a list of {n} colours (one per {per}), got {got}")
+    out = []
+    for j, c in enumerate(raw):
+        if not (
+            isinstance(c, list)
+            and len(c) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)
+        ):
+            raise ValueError(
+                f"{where}: field {fld!r}: entry {j} is {c!r}, expected [R, G, B] integers in 0..255"
+            )
+        out.append((c[0], c[1], c[2]))
+    return tuple(out)
+
+
 def metadata_from_dict(raw: Any, where: str = "metadata") -> KeypointMetadata:
     """Build and validate :class:`KeypointMetadata` from the parsed JSON object.
 
@@ -144,6 +172,16 @@ def metadata_from_dict(raw: Any, where: str = "metadata") -> KeypointMetadata:
         raise ValueError(f"{where}: field 'upper_body' must be a list of keypoints")
     upper = tuple(sorted({_index_of(v, names, where, "upper_body") for v in upper_raw}))
     skeleton = _pairs(raw.get("skeleton", []), names, where, "skeleton")
+    keypoint_colors = (
+        _colors(raw["keypoint_colors"], k, where, "keypoint_colors", "keypoint")
+        if "keypoint_colors" in raw
+        else ()
+    )
+    limb_colors = (
+        _colors(raw["limb_colors"], len(skeleton), where, "limb_colors", "skeleton pair")
+        if "limb_colors" in raw
+        else ()
+    )
     name = raw.get("name", Path(where).stem)
     if not isinstance(name, str):
         raise ValueError(f"{where}: field 'name' must be a string")
@@ -155,6 +193,8 @@ def metadata_from_dict(raw: Any, where: str = "metadata") -> KeypointMetadata:
         joint_weights=weights.astype(np.float32),
         upper_body_ids=upper,
         skeleton=skeleton,
+        keypoint_colors=keypoint_colors,
+        limb_colors=limb_colors,
     )
 
 
