@@ -87,8 +87,8 @@ def test_a_bad_image_in_a_folder_is_reported_and_skipped(checkpoint, photos, tmp
     assert all((out / im["file_name"]).is_file() for im in images)
     rows = json.loads((out / "results.json").read_text())
     ids = [e["id"] for e in json.loads((out / "images.json").read_text())]
-    assert len(rows) == 10 and sorted(r["image_id"] for r in rows) == ids  # running index, broken.jpg is 0
-    assert ids == list(range(1, 11))
+    assert len(rows) == 10 and sorted(r["image_id"] for r in rows) == ids
+    assert ids == list(range(10))  # the running index in file order; broken.jpg, last, was 10
 
 
 def test_predict_on_a_video_keeps_frames_and_fps(checkpoint, tmp_path, capsys):
