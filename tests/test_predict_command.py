@@ -36,7 +36,7 @@ def photos(coco_mini, tmp_path):
     for im in images:
         (folder / im["file_name"]).symlink_to(coco_mini / "train2017" / im["file_name"])
     ids = {im["id"] for im in images}
-    dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 1.0}
+    dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.5}
             for a in raw["annotations"] if a["image_id"] in ids and not a.get("iscrowd", 0)]
     boxes = tmp_path / "gt_boxes.json"
     boxes.write_text(json.dumps(dets))
@@ -49,7 +49,7 @@ def test_predict_coco_mini_with_ground_truth_boxes(coco_mini, checkpoint, photos
     folder, boxes, images, dets = photos
     out = tmp_path / "out"
     argv = ["predict", "--checkpoint", str(checkpoint), "--input", str(folder), "--boxes", str(boxes),
-            "--out", str(out), "--draw-boxes", "--heatmaps", "--no-progress"]
+            "--out", str(out), "--draw-boxes", "--heatmaps", "--no-progress", "--set", "test.in_vis_thre=0"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert printed == (f"darkpose predict: {len(dets)} persons in 10 images (0 skipped), drawn into {out}; "
@@ -57,6 +57,9 @@ def test_predict_coco_mini_with_ground_truth_boxes(coco_mini, checkpoint, photos
     rows = json.loads((out / "results.json").read_text())
     assert len(rows) == len(dets) and {r["category_id"] for r in rows} == {1}
     assert sorted(r["image_id"] for r in rows) == sorted(d["image_id"] for d in dets)
+    for r in rows:  # rescored as darkpose test: box score x mean keypoint score above in_vis_thre
+        s = np.array(r["keypoints"][2::3])
+        assert (s > 0).any() and r["score"] == pytest.approx(0.5 * s[s > 0].mean(), rel=1e-12)
     gt = COCO(str(coco_mini / ANN))
     res = gt.loadRes(str(out / "results.json"))  # pycocotools accepts it
     assert len(res.getAnnIds()) == len(dets)
@@ -111,6 +114,12 @@ def test_predict_on_a_video_keeps_frames_and_fps(checkpoint, tmp_path, capsys):
     rows = json.loads((out / "results.json").read_text())
     assert [r["image_id"] for r in rows] == list(range(10))
     assert json.loads((out / "images.json").read_text())[3] == {"id": 3, "frame": 3, "time_s": 0.25}
+    plain = tmp_path / "plain"
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(video), "--out", str(plain),
+                 "--no-progress"]) == 0
+    raw = json.loads((plain / "results.json").read_text())
+    assert raw[0]["keypoints"] == rows[0]["keypoints"]  # the first frame passes the filter as it is
+    assert all(a["keypoints"] != b["keypoints"] for a, b in zip(raw[1:], rows[1:], strict=True))
 
 
 def test_bad_inputs_are_one_line_naming_the_file(checkpoint, tmp_path, capsys):
