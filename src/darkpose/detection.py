@@ -31,8 +31,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from darkpose import geometry
-
 __all__ = ["GRID_STRIDES", "OnnxPersonDetector", "PersonBoxes", "box_nms", "letterbox", "read_detections"]
 
 logger = logging.getLogger(__name__)
@@ -120,9 +118,10 @@ def box_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.n
     boxes (N, 4) (x, y, w, h), scores (N,) -> kept indices (M,), best first
     """
     from darkpose.evaluation.nms import greedy_nms
+    from darkpose.tracking import box_iou
 
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return greedy_nms(geometry.box_iou(boxes, boxes), scores, iou_threshold)
+    return greedy_nms(box_iou(boxes, boxes), scores, iou_threshold)
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:

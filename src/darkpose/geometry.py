@@ -168,23 +168,6 @@ def center_scale_to_boxes(
     return np.concatenate([centers - off, wh], axis=1)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box of ``a`` with every box of ``b``.
-
-    Boxes (x, y, w, h) with continuous extents [x, x + w] x [y, y + h]; 0 where the union
-    is empty.
-
-    a (N, 4), b (M, 4) -> (N, M) float64
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def area_from_scale(scales: np.ndarray) -> np.ndarray:
     """Area (200 s_w)(200 s_h) of the crop window, as the reference uses for OKS NMS.
 
