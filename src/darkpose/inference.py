@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -239,7 +240,9 @@ class Predictor:
     Parameters
     ----------
     checkpoint : path
-        Weights of the config's model (a darkpose checkpoint, an official one, .safetensors).
+        Weights of the config's model (a darkpose checkpoint, an official one, .safetensors),
+        or a ``.onnx`` graph of ``darkpose export`` (run through onnxruntime; its stored
+        config is the default, and a graph with the decode inside fixes flip test and decode).
     config : Config, path or None
         The experiment (:func:`experiment_config`); None: the config a training checkpoint
         stores.
@@ -282,11 +285,51 @@ class Predictor:
         from darkpose.data import load_metadata
         from darkpose.engine.model import build_model_from_config
 
+        self._onnx = None
+        if Path(checkpoint).suffix.lower() == ".onnx":
+            self._setup_onnx(Path(checkpoint), config, device, flip_test, decode, overrides)
+            return
         cfg = experiment_config(checkpoint, config, _overrides(flip_test, decode, overrides))
         metadata = load_metadata(cfg.data.metadata)
         model = build_model_from_config(cfg, metadata.num_keypoints)
         load_weights(model, checkpoint, cfg, metadata.num_keypoints)
         self._setup(model, cfg, device)
+
+    def _setup_onnx(self, path: Path, config, device, flip_test, decode, overrides) -> None:
+        """A graph of ``darkpose export`` (:class:`darkpose.export.OnnxPoseModel`) in place
+        of the model. Its config is ``config`` or the one the file stores. A heatmap graph
+        runs where the model would (flip test around it unless the graph has it inside); a
+        coordinate graph decodes inside: ``config.test`` then records the graph's flip test,
+        decode and blur kernel (``flip_test``/``decode`` asked otherwise are an error naming
+        the file)."""
+        from darkpose.export import OnnxPoseModel
+
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if torch.device(device).type == "cuda" else None
+        onnx = OnnxPoseModel(path, providers=providers)
+        if config is None:
+            if onnx.config is None:
+                raise ValueError(f"{path}: the graph stores no config; give the experiment: "
+                                 "Predictor(path, config=YAML)")
+            config = onnx.config
+        inside = {}  # what the graph does whatever the config says
+        if onnx.flip_test or onnx.outputs == "coords":
+            inside["flip_test"] = onnx.flip_test
+        if onnx.outputs == "coords":
+            inside["decode"] = onnx.decode
+        for name, asked in (("flip_test", flip_test), ("decode", decode)):
+            if name in inside and asked is not None and asked != inside[name]:
+                raise ValueError(f"{path}: the graph has {name}={inside[name]!r} inside, {name}={asked!r} "
+                                 "was asked; export it again with the setting wanted")
+        extra = [f"test.blur_kernel={onnx.blur_kernel}"] if onnx.outputs == "coords" and onnx.blur_kernel else []
+        cfg = experiment_config(None, config, _overrides(inside.get("flip_test", flip_test),
+                                                         inside.get("decode", decode), [*overrides, *extra]))
+        if tuple(cfg.input.image_size) != tuple(onnx.input_size):
+            raise ValueError(f"{path}: the graph takes {onnx.input_size[0]}x{onnx.input_size[1]} (W x H) "
+                             f"images, input.image_size is {tuple(cfg.input.image_size)}")
+        self._onnx = onnx
+        self._setup(_OnnxHeatmaps(onnx), cfg, "cpu")
+        if onnx.flip_test:  # flipped inside the graph, not again around it
+            self._heatmap_config = apply_overrides(cfg, ["test.flip_test=false"])
 
     @classmethod
     def from_model(
@@ -302,6 +345,7 @@ class Predictor:
         """A predictor of a model in memory (put in eval mode and moved to ``device``: the
         caller's module itself, not a copy) with the experiment ``config``."""
         self = cls.__new__(cls)
+        self._onnx = None
         self._setup(model, experiment_config(None, config, _overrides(flip_test, decode, overrides)), device)
         return self
 
@@ -311,7 +355,8 @@ class Predictor:
         self.config = cfg
         self.metadata = load_metadata(cfg.data.metadata)
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval() if isinstance(model, torch.nn.Module) else model
+        self._heatmap_config = cfg
         self.transform = transform_config(cfg, "none")
         width, height = self.transform.image_size
         self._aspect = width / height
@@ -454,10 +499,37 @@ class Predictor:
         pixels (N, 3, H, W) float32, heatmap_to_image (N, 2, 3) -> keypoints (N, K, 3)
         float64 in image pixels, heatmaps (N, K, h, w) float32 NumPy or None
         """
-        images = torch.from_numpy(pixels).to(self.device)
-        hm = crop_heatmaps(self.model, images, self.config, self.metadata.flip_pairs)
-        keypoints = heatmaps_to_keypoints(hm, heatmap_to_image, self.config)
-        return keypoints, hm.float().cpu().numpy() if return_heatmaps else None
+        onnx = self._onnx
+        if onnx is not None and onnx.outputs == "coords":
+            if return_heatmaps:
+                raise ValueError(f"{onnx.path}: a graph with the decode inside gives no heatmaps")
+            coords, scores = onnx(pixels, heatmap_to_image if onnx.image_coords else None)
+            heatmaps = None
+            keypoints = np.empty((*scores.shape, 3))
+            keypoints[..., :2] = coords if onnx.image_coords else geometry.transform_points(coords, heatmap_to_image)
+            keypoints[..., 2] = scores
+        else:
+            images = torch.from_numpy(pixels).to(self.device)
+            hm = crop_heatmaps(self.model, images, self._heatmap_config, self.metadata.flip_pairs)
+            keypoints = heatmaps_to_keypoints(hm, heatmap_to_image, self.config)
+            heatmaps = hm.float().cpu().numpy() if return_heatmaps else None
+        k = self.metadata.num_keypoints
+        if keypoints.shape[1] != k:
+            source = onnx.path if onnx is not None else "the model"
+            raise ValueError(f"{source}: gives {keypoints.shape[1]} keypoints, data.metadata="
+                             f"{self.config.data.metadata!r} has {k}")
+        return keypoints, heatmaps
+
+
+class _OnnxHeatmaps:
+    """An exported heatmap graph as the model callable of the test path: a torch batch in,
+    the graph's heatmaps as a torch tensor out."""
+
+    def __init__(self, onnx) -> None:
+        self.onnx = onnx
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.onnx(np.ascontiguousarray(images.cpu().numpy())))
 
 
 def _overrides(flip_test: bool | None, decode: str | None, overrides: Sequence[str]) -> list[str]:
