@@ -7,15 +7,20 @@ The stages are the functions the Predictor runs (:meth:`darkpose.Predictor.crops
 :func:`darkpose.engine.evaluate.crop_heatmaps`, :func:`~darkpose.engine.evaluate.heatmaps_to_keypoints`),
 timed one by one on the same batch of B persons of a synthetic 640x480 photo, interleaved
 round by round (:func:`darkpose.bench._common.time_interleaved`), together with the whole
-``Predictor.predict`` call ("total"). Random weights: the time does not depend on them.
+``Predictor.predict`` call ("total"). Random weights: the time does not depend on them. The
+same with the model exported as a heatmap graph (``darkpose.export``) and run through
+onnxruntime, where that module is there.
 Target: everything outside the model at most :data:`TARGET_OUTSIDE` of the model at batch 32.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,7 +56,7 @@ def _persons(batch: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([x, y, w, h], axis=1)
 
 
-def measure_batch(predictor, batch: int, rounds: int, seed: int = 0) -> dict[str, Any]:
+def measure_batch(predictor, batch: int, rounds: int, seed: int = 0, backend: str = "pytorch") -> dict[str, Any]:
     """Median ms of each stage and of the whole ``predict`` call for ``batch`` persons of one
     photo, and the ratios to the model's time."""
     from darkpose.engine.evaluate import crop_heatmaps, heatmaps_to_keypoints
@@ -64,13 +69,15 @@ def measure_batch(predictor, batch: int, rounds: int, seed: int = 0) -> dict[str
     def preprocess():
         return predictor.crops(photo, boxes)
 
+    def model():
+        images = torch.from_numpy(pixels).to(predictor.device)
+        return crop_heatmaps(predictor.model, images, cfg, predictor.metadata.flip_pairs)
+
     pixels, affines = preprocess()
-    images = torch.from_numpy(pixels).to(predictor.device)
-    heatmaps = crop_heatmaps(predictor.model, images, cfg, predictor.metadata.flip_pairs)
+    heatmaps = model()
     stages = {
         "preprocess": preprocess,
-        "model": lambda: crop_heatmaps(predictor.model, torch.from_numpy(pixels).to(predictor.device), cfg,
-                                       predictor.metadata.flip_pairs),
+        "model": model,
         "decode": lambda: heatmaps_to_keypoints(heatmaps, affines, cfg),
         "total": lambda: predictor.predict(photo, boxes, color="bgr"),
     }
@@ -78,7 +85,7 @@ def measure_batch(predictor, batch: int, rounds: int, seed: int = 0) -> dict[str
     ms = {k: v * 1e3 for k, v in seconds.items()}
     model = ms["model"]
     return {
-        "backend": "pytorch", "batch": batch, "rounds": rounds, "ms": ms,
+        "backend": backend, "batch": batch, "rounds": rounds, "ms": ms,
         "persons_per_s": batch / seconds["total"],
         "model_persons_per_s": batch / seconds["model"],
         "vs_model": {"preprocess": ms["preprocess"] / model, "decode": ms["decode"] / model,
@@ -96,9 +103,12 @@ def measure(
     flip_test: bool = False,
     device: str = "cpu",
     num_threads: int | None = None,
+    onnx: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """The report: set-up, the machine and one row per batch size (:func:`measure_batch`).
+    """The report: set-up, the machine and one row per batch size (:func:`measure_batch`);
+    with ``onnx`` (CPU, and ``darkpose.export`` there) also one of the same model exported as
+    a heatmap graph and run through onnxruntime by the Predictor, the same stages around it.
 
     ``input_size``: (W, H); ``rounds``: timed rounds after one warm-up round;
     ``num_threads``: torch and OpenCV threads during the run (default: as they are; given
@@ -112,21 +122,38 @@ def measure(
         raise ValueError(f"need rounds >= 1 and batch sizes >= 1, got rounds={rounds}, "
                          f"batch sizes {list(batch_sizes)}")
     width, height = input_size
-    with threads(torch.get_num_threads() if num_threads is None else num_threads):
+    onnx = onnx and device == "cpu" and importlib.util.find_spec("darkpose.export") is not None
+    with threads(torch.get_num_threads() if num_threads is None else num_threads), \
+            tempfile.TemporaryDirectory() as folder:
         rows = []
         for batch in batch_sizes:
             cfg = apply_overrides(Config(), [f"model.name={model}", f"input.image_size=[{width}, {height}]",
                                              f"test.flip_test={'true' if flip_test else 'false'}",
                                              f"test.batch_size={batch}"])
             torch.manual_seed(0)
-            predictor = Predictor.from_model(build_model(model, 17), cfg, device=device)
+            net = build_model(model, 17)
+            predictor = Predictor.from_model(net, cfg, device=device)
             if progress:
                 print(f"  batch {batch} ...", file=sys.stderr, flush=True)
             rows.append(measure_batch(predictor, batch, rounds))
+            if onnx:
+                if progress:
+                    print(f"  batch {batch}, onnxruntime ...", file=sys.stderr, flush=True)
+                rows.append(measure_batch(_onnx_predictor(net, cfg, folder), batch, rounds, backend="onnxruntime"))
         report = {"model": model, "input_size": [width, height], "flip_test": flip_test,
                   "decode": cfg.test.decode, "device": device, "photo_size": list(PHOTO_SIZE),
                   **machine(), "rows": rows, "target_outside": TARGET_OUTSIDE}
     return report
+
+
+def _onnx_predictor(net: torch.nn.Module, cfg, folder: str):
+    """``net`` exported as a heatmap graph into ``folder``, as a Predictor (onnxruntime)."""
+    from darkpose.export import export_onnx
+    from darkpose.inference import Predictor
+
+    path = Path(folder) / f"model_{cfg.test.batch_size}.onnx"
+    export_onnx(net, cfg, path)
+    return Predictor(path)
 
 
 def format_report(r: dict[str, Any]) -> str:
@@ -153,6 +180,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="torch/OpenCV threads during the run (default: as is)")
+    parser.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the onnxruntime rows (CPU, when darkpose.export is there; default on)")
     parser.add_argument("--quick", action="store_true",
                         help="a few seconds: hrnet_tiny at 64x48, batches 1 and 4, 3 rounds")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON")
@@ -174,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
     if args.quick:
         args.model, args.input_size, args.batch_sizes, args.rounds = "hrnet_tiny", (48, 64), [1, 4], 3
     report = measure(args.model, args.input_size, args.batch_sizes, rounds=args.rounds,
-                     flip_test=args.flip_test, device=args.device, num_threads=args.threads, progress=True)
+                     flip_test=args.flip_test, device=args.device, num_threads=args.threads, onnx=args.onnx,
+                     progress=True)
     print(format_report(report))
     write_json(args.json, report, force=args.force)
     return 0
