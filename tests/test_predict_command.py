@@ -122,6 +122,33 @@ def test_predict_on_a_video_keeps_frames_and_fps(checkpoint, tmp_path, capsys):
     assert all(a["keypoints"] != b["keypoints"] for a, b in zip(raw[1:], rows[1:], strict=True))
 
 
+def test_predict_with_an_onnx_detector_on_images_and_video(checkpoint, tmp_path, capsys):
+    # a graph with NMS inside: one person at (8, 4)-(40, 60) of its 64x64 input, score 0.8,
+    # another class, and a person under the box threshold
+    rows = np.array([[8, 4, 40, 60, 0.8, 0], [0, 0, 9, 9, 0.9, 3], [1, 1, 5, 5, 0.3, 0]], np.float32)
+    detector = constant_graph(tmp_path / "det.onnx", rows)
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((128, 96, 3), 90, np.uint8))  # letterboxed at r = 0.5
+    out = tmp_path / "out"
+    argv = ["predict", "--checkpoint", str(checkpoint), "--out", str(out), "--no-progress", "--detector",
+            str(detector), "--draw-boxes", "--set", "test.in_vis_thre=0"]
+    assert main([*argv, "--input", str(image)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == 1 and results[0]["image_id"] == 0
+    s = np.array(results[0]["keypoints"][2::3])
+    assert results[0]["score"] == pytest.approx(0.8 * s[s > 0].mean(), rel=1e-6)
+    drawn = cv2.imread(str(out / "a.png"))
+    assert (drawn[8, 16:80] != 90).any(axis=1).all()  # the box (16, 8)-(80, 120) drawn, top edge
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (96, 128))
+    for _ in range(3):
+        writer.write(np.full((128, 96, 3), 90, np.uint8))
+    writer.release()
+    assert main([*argv, "--input", str(video), "--overwrite", "--smooth"]) == 0
+    assert [r["image_id"] for r in json.loads((out / "results.json").read_text())] == [0, 1, 2]
+    assert "3 frames" in capsys.readouterr().out
+
+
 def test_bad_inputs_are_one_line_naming_the_file(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     base = ["predict", "--checkpoint", str(checkpoint), "--out", str(out), "--no-progress"]

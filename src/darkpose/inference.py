@@ -361,6 +361,11 @@ class Predictor:
         width, height = self.transform.image_size
         self._aspect = width / height
 
+    @property
+    def gives_heatmaps(self) -> bool:
+        """Whether ``return_heatmaps=True`` works (not for an ONNX graph with the decode inside)."""
+        return self._onnx is None or self._onnx.outputs == "heatmaps"
+
     def predict(
         self,
         image: ImageLike,

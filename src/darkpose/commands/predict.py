@@ -240,6 +240,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.smooth and not video:
         print(f"{PROG}: warning: --smooth is for a video input; ignored for images", file=sys.stderr)
     predictor = Predictor(args.checkpoint, args.config, args.device, overrides=args.overrides)
+    if args.heatmaps and not predictor.gives_heatmaps:
+        raise ValueError(f"--heatmaps: {args.checkpoint} decodes inside the graph and gives no heatmaps")
     boxes = _Boxes(args, predictor.config)
     args.out.mkdir(parents=True, exist_ok=True)
     results = _Results(predictor.config)
