@@ -94,6 +94,21 @@ def test_a_bad_image_in_a_folder_is_reported_and_skipped(checkpoint, photos, tmp
     assert ids == list(range(10))  # the running index in file order; broken.jpg, last, was 10
 
 
+def test_a_box_that_cannot_be_cropped_skips_its_image_only(checkpoint, photos, tmp_path, capsys):
+    folder, boxes, images, dets = photos
+    first = sorted(images, key=lambda im: im["file_name"])[0]
+    boxes.write_text(json.dumps([*dets, {"image_id": first["id"], "bbox": [0, 0, 1e30, 10], "score": 1}]))
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(folder), "--boxes", str(boxes),
+                 "--out", str(out), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert f"skipped {folder / first['file_name']}: boxes[{sum(d['image_id'] == first['id'] for d in dets)}]: " \
+           "expected finite coordinates within +-2**24 px, got [0.0, 0.0, 1e+30, 10.0]\n" in captured.err
+    assert "9 images (1 skipped)" in captured.out and not (out / first["file_name"]).exists()
+    rows = json.loads((out / "results.json").read_text())
+    assert len(rows) == sum(d["image_id"] != first["id"] for d in dets)
+
+
 def test_predict_on_a_video_keeps_frames_and_fps(checkpoint, tmp_path, capsys):
     video = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (48, 64))

@@ -406,11 +406,12 @@ class Predictor:
         color: str = "rgb",
         return_heatmaps: bool = False,
         box_scores_list: Sequence[Any] | None = None,
+        names: Sequence[str] | None = None,
     ) -> list[PosePrediction]:
         """:meth:`predict` of several images, their persons batched together through the
         model in batches of ``config.test.batch_size``. ``boxes_list``: one entry per image
-        (None: the whole image), or None for whole images throughout. Errors name the image
-        (its path, or ``images[i]``)."""
+        (None: the whole image), or None for whole images throughout. Errors name the image:
+        ``names[i]``, else its path, else ``images[i]``."""
         n = len(images)
         boxes_list = [None] * n if boxes_list is None else list(boxes_list)
         scores_list = [None] * n if box_scores_list is None else list(box_scores_list)
@@ -422,7 +423,8 @@ class Predictor:
 
         def persons() -> Iterator[_Person]:
             for i, (image, boxes, scores) in enumerate(zip(images, boxes_list, scores_list, strict=True)):
-                name = str(image) if isinstance(image, (str, os.PathLike)) else f"images[{i}]"
+                name = (names[i] if names is not None else str(image) if isinstance(image, (str, os.PathLike))
+                        else f"images[{i}]")
                 bgr = as_bgr_image(image, color, name)
                 if boxes is None:
                     boxes = [[0.0, 0.0, bgr.shape[1], bgr.shape[0]]]

@@ -35,6 +35,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,7 @@ def _draw(predictor, bgr: np.ndarray, pred, keypoints: np.ndarray, args: argpars
 
 
 def _progress(items, total: int | None, enabled: bool, unit: str):
+    """A tqdm bar on stderr (over ``items``, or updated by hand when None)."""
     from tqdm import tqdm
 
     return tqdm(items, total=total, disable=not enabled, file=sys.stderr, unit=unit, desc="predict")
@@ -160,11 +162,19 @@ def _check_targets(paths: list[Path], overwrite: bool) -> None:
         check_target(p, overwrite, "output file", "--overwrite")
 
 
-def _images(predictor, args, boxes: _Boxes, results: _Results, report: Callable[[str], None]) -> tuple[int, int]:
-    """Predict and draw every image; (done, skipped)."""
-    import cv2
+@dataclass
+class _Photo:
+    index: int
+    path: Path
+    image_id: int
+    bgr: np.ndarray
+    boxes: np.ndarray | None
+    scores: np.ndarray | None
 
-    from darkpose._files import write_new
+
+def _images(predictor, args, boxes: _Boxes, results: _Results, report: Callable[[str], None]) -> tuple[int, int]:
+    """Predict and draw every image, ``test.batch_size`` images at a time (their persons
+    batched together); (done, skipped)."""
     from darkpose.data import read_image
 
     files = _image_files(args.input)
@@ -172,27 +182,69 @@ def _images(predictor, args, boxes: _Boxes, results: _Results, report: Callable[
         raise ValueError(f"--out {args.out}: is the --input folder; the drawings would replace the images")
     _check_targets([args.out / f.name for f in files] + [args.out / "results.json", args.out / "images.json"],
                    args.overwrite)
-    done = skipped = 0
-    bar = _progress(files, len(files), not args.no_progress, "image")
-    for index, path in enumerate(bar):
-        try:
-            image_id = boxes.image_id(path, index)
-            bgr = read_image(path, "bgr")
-            box, scores = boxes.of(image_id, bgr)
-            pred = predictor.predict(bgr, box, color="bgr", return_heatmaps=args.heatmaps, box_scores=scores)
-            ok, encoded = cv2.imencode(path.suffix, _draw(predictor, bgr, pred, pred.keypoints, args))
-            if not ok:
-                raise ValueError(f"{path}: the drawing could not be encoded as {path.suffix}")
-        except (ValueError, OSError) as e:
-            skipped += 1
-            bar.write(f"{PROG}: skipped {_one_line(e)}", file=sys.stderr)
-            report(str(path))
-            continue
-        write_new(args.out / path.name, lambda f, b=encoded: f.write(b.tobytes()), force=args.overwrite,
-                  what="output file", force_hint="--overwrite")
-        results.add(image_id, pred.keypoints, pred.box_scores, {"file_name": path.name})
-        done += 1
-    return done, skipped
+    bar = _progress(None, len(files), not args.no_progress, "image")
+    skipped = 0
+
+    def skip(path: Path, error: Exception) -> None:
+        nonlocal skipped
+        skipped += 1
+        bar.write(f"{PROG}: skipped {_one_line(error)}", file=sys.stderr)
+        report(str(path))
+
+    size = predictor.config.test.batch_size
+    for start in range(0, len(files), size):
+        photos = []
+        for index, path in enumerate(files[start : start + size], start=start):
+            try:
+                image_id = boxes.image_id(path, index)
+                bgr = read_image(path, "bgr")
+                photos.append(_Photo(index, path, image_id, bgr, *boxes.of(image_id, bgr)))
+            except (ValueError, OSError) as e:
+                skip(path, e)
+        for photo, pred in zip(photos, _predict_all(predictor, photos, args.heatmaps), strict=True):
+            try:
+                if isinstance(pred, Exception):
+                    raise pred
+                _write_drawing(predictor, photo, pred, args)
+            except (ValueError, OSError) as e:
+                skip(photo.path, e)
+                continue
+            results.add(photo.image_id, pred.keypoints, pred.box_scores, {"file_name": photo.path.name})
+        bar.update(min(size, len(files) - start))
+    bar.close()
+    return len(files) - skipped, skipped
+
+
+def _predict_all(predictor, photos: list[_Photo], heatmaps: bool) -> list:
+    """The predictions of the photos, batched; one at a time (an error in the place of its
+    prediction) when the batch fails."""
+    def predict(group: list[_Photo]):
+        return predictor.predict_many([p.bgr for p in group], [p.boxes for p in group], color="bgr",
+                                      return_heatmaps=heatmaps, box_scores_list=[p.scores for p in group],
+                                      names=[str(p.path) for p in group])
+
+    try:
+        return predict(photos)
+    except ValueError:
+        out = []
+        for photo in photos:
+            try:
+                out.append(predict([photo])[0])
+            except ValueError as e:
+                out.append(e)
+        return out
+
+
+def _write_drawing(predictor, photo: _Photo, pred, args) -> None:
+    import cv2
+
+    from darkpose._files import write_new
+
+    ok, encoded = cv2.imencode(photo.path.suffix, _draw(predictor, photo.bgr, pred, pred.keypoints, args))
+    if not ok:
+        raise ValueError(f"{photo.path}: the drawing could not be encoded as {photo.path.suffix}")
+    write_new(args.out / photo.path.name, lambda f: f.write(encoded.tobytes()), force=args.overwrite,
+              what="output file", force_hint="--overwrite")
 
 
 def _video(predictor, args, boxes: _Boxes, results: _Results) -> tuple[int, Path]:
