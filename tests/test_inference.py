@@ -188,3 +188,32 @@ def test_any_metadata_works(coco_mini, tmp_path):
     predictor = darkpose.Predictor.from_model(build_model("hrnet_tiny", 3), cfg)
     out = predictor.predict(np.zeros((30, 30, 3), np.uint8), [[0, 0, 30, 30], [5, 5, 10, 10]])
     assert out.keypoints.shape == (2, 3, 3) and predictor.metadata.num_keypoints == 3
+
+
+@pytest.mark.parametrize(("with_decode", "flip_test", "image_coords"), [
+    (False, False, False), (False, True, False), (True, False, False), (True, True, True),
+])
+def test_an_exported_graph_predicts_what_the_model_does(coco_mini, tmp_path, with_decode, flip_test, image_coords):
+    export = pytest.importorskip("darkpose.export")
+    cfg = apply_overrides(Config(), ["model.name=hrnet_tiny", "input.image_size=[48, 64]", "test.flip_test=true"])
+    torch.manual_seed(0)
+    model = build_model("hrnet_tiny", 17)
+    path = export.export_onnx(model, cfg, tmp_path / "pose.onnx", with_decode=with_decode, flip_test=flip_test,
+                              image_coords=image_coords)
+    photo = coco_mini / "train2017" / "000000370162.jpg"
+    boxes = [[10, 20, 120, 300], [300, 50, 200, 350], [-20, 100, 60, 80]]
+    onnx_predictor = darkpose.Predictor(path)  # the config stored in the graph
+    # a heatmap graph without flip inside gets the config's flip test around it
+    expected_flip = flip_test or not with_decode
+    assert onnx_predictor.config.test.flip_test is expected_flip
+    assert onnx_predictor.gives_heatmaps is not with_decode
+    got = onnx_predictor.predict(photo, boxes)
+    want = darkpose.Predictor.from_model(model, cfg, flip_test=expected_flip).predict(photo, boxes)
+    np.testing.assert_array_equal(got.boxes, want.boxes)
+    np.testing.assert_allclose(got.keypoints[..., :2], want.keypoints[..., :2], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(got.keypoints[..., 2], want.keypoints[..., 2], rtol=1e-4, atol=1e-7)
+    if with_decode:
+        with pytest.raises(ValueError, match=f"{path}: a graph with the decode inside gives no heatmaps"):
+            onnx_predictor.predict(photo, boxes, return_heatmaps=True)
+        with pytest.raises(ValueError, match=f"{path}: the graph has flip_test={flip_test} inside"):
+            darkpose.Predictor(path, flip_test=not flip_test)
