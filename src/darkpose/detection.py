@@ -197,8 +197,11 @@ class OnnxPersonDetector:
         self.person_class = int(person_class)
         self.nms_threshold = float(nms_threshold)
         self.color = check_color(color)
+        options = ort.SessionOptions()
+        # no busy-waiting threads after a run: they would slow the crops and decode that follow
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(self.path), providers=list(providers))
+            self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
         except Exception as e:  # onnxruntime raises its own exception types
             raise ValueError(f"{self.path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
