@@ -244,7 +244,7 @@ def _report(m: dict[str, Any], commands: str) -> str:
         "|---|---|---|",
         *(f"| {k} | {d[k]['no_flip']:.3f} | {d[k]['flip']:.3f} |" for k in DECODES),
         "",
-        f"Full table (dark decode, flip test): "
+        "Full table (dark decode, flip test): "
         + ", ".join(f"{k} {v:.3f}" for k, v in m["val"].items()),
         "",
         "## Encoding",
