@@ -102,7 +102,7 @@ def test_the_decoder_graph_decodes_as_the_codec(decoders, method, case):
     coords, scores = session.run(None, {"heatmaps": maps})
     expected, expected_scores = decode(maps, method, 11)
     assert coords.shape == expected.shape and scores.shape == expected_scores.shape
-    assert np.abs(coords - expected).max() < 1e-5  # measured max 3.8e-6 px over these cases
+    assert np.abs(coords - expected).max() < 1e-5  # measured max 7.6e-6 px (dark-reference, noise 0.1), else <= 3.8e-6
     np.testing.assert_array_equal(scores, expected_scores)
 
 

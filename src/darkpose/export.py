@@ -250,7 +250,8 @@ class OnnxPoseModel:
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX file {self.path} does not exist")
         try:
-            self._session = onnxruntime.InferenceSession(str(self.path), providers=providers or ["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(
+                str(self.path), providers=providers or ["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ValueError(f"{self.path}: not an ONNX graph onnxruntime can run: {e}") from None
         meta = self._session.get_modelmeta().custom_metadata_map

@@ -6,11 +6,12 @@ everything the codec uses) and the few operations whose spelling differs as meth
 
 The backend is chosen from the input (``decode`` uses it for NumPy arrays only: torch
 tensors go to :mod:`darkpose.codec.torch_decode`). NumPy arrays, and for ``encode`` torch
-tensors on the CPU, are computed with NumPy. Tensors on any other device are computed with torch on that device, so nothing leaves
-it. Results go back in the caller's type (:func:`wrap`). Three heavy primitives run through
-torch on the CPU as well, on zero-copy views, where they are faster than NumPy's: reading
-rows of windows (``gather_rows``) and entries along an axis (``take_along``), the decode's
-matrix products (``matmul``) and the outer product of ``encode`` (``outer_into``).
+tensors on the CPU, are computed with NumPy. Tensors on any other device are computed with
+torch on that device, so nothing leaves it. Results go back in the caller's type
+(:func:`wrap`). Three heavy primitives run through torch on the CPU as well, on zero-copy
+views, where they are faster than NumPy's: reading rows of windows (``gather_rows``) and
+entries along an axis (``take_along``), the decode's matrix products (``matmul``) and the
+outer product of ``encode`` (``outer_into``).
 """
 
 from __future__ import annotations
