@@ -23,7 +23,7 @@ def _noisy(rng, noise):
 
 def _border():
     """Peaks on a dense grid along every edge and in the corners, and beyond the frame."""
-    kp = _frame_positions(SIZE)[:, ::3]
+    kp = _frame_positions(SIZE)[:, ::6]
     maps, _ = encode(kp, np.ones(kp.shape[:2]), SIZE, 2.0)
     return np.concatenate([maps, _beyond_the_frame(np.arange(0, 3.01, 0.25), 1.0)[1]], axis=1)
 
@@ -67,9 +67,9 @@ def test_torch_tensors_decode_as_numpy_arrays_do(case, method, kernel):
     t_coords, t_scores = decode(torch.from_numpy(maps), method, kernel)
     assert isinstance(t_coords, torch.Tensor) and t_coords.dtype == torch.float32 and t_coords.shape == coords.shape
     assert t_scores.dtype == torch.float32 and t_scores.shape == scores.shape
-    # measured max 3.8e-6 px over all cases (one float32 step at 32-64 px: the blur's sums
-    # are added in another order)
-    np.testing.assert_allclose(t_coords.numpy(), coords, rtol=0, atol=8e-6)
+    # measured max 7.6e-6 px (border, dark, kernel 11), 3.8e-6 elsewhere: one or two float32
+    # steps at 32-64 px, the blur's sums being added in another order
+    np.testing.assert_allclose(t_coords.numpy(), coords, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(t_scores.numpy(), scores)
 
 
@@ -84,7 +84,7 @@ def test_small_and_random_maps(method, shape):
     argmax, _ = decode(maps, "argmax")
     short = (np.abs(coords - argmax) <= 1.5).all(axis=-1)
     assert short.mean() > 0.8
-    np.testing.assert_allclose(t_coords.numpy()[short], coords[short], rtol=0, atol=8e-6)  # measured 1.9e-6
+    np.testing.assert_allclose(t_coords.numpy()[short], coords[short], rtol=0, atol=1e-5)  # measured 7.4e-6
     np.testing.assert_array_equal(t_scores.numpy(), scores)
 
 
@@ -103,6 +103,7 @@ def test_empty_batches():
         assert tuple(coords.shape) == shape[:2] + (2,) and tuple(scores.shape) == shape[:2]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("method", ["dark", "dark-reference", "shift"])
 def test_traced_decode_follows_the_batch_and_keypoint_count(method):
     maps = CASES["noisy 0.03"]()

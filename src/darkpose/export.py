@@ -43,6 +43,8 @@ __all__ = ["DEFAULT_OPSET", "METADATA_KEYS", "OnnxPoseModel", "export_decoder", 
 DEFAULT_OPSET = 17
 """The ONNX opset of the graphs (onnxruntime 1.16 and later run it)."""
 
+_MAX_BYTES = 2**31  # protobuf's limit on one message: the whole file
+
 METADATA_KEYS = (
     "darkpose_config", "darkpose_outputs", "darkpose_image_coords", "darkpose_flip_test",
     "darkpose_decode", "darkpose_blur_kernel", "darkpose_version",
@@ -150,6 +152,10 @@ def export_onnx(
     blur_kernel = config_blur_kernel(cfg) if blur_kernel is None else blur_kernel
     _check_decode(method, blur_kernel)
     _check_path(path, overwrite)
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if size >= _MAX_BYTES:
+        raise ValueError(f"model: {size / 2**30:.1f} GB of weights; one self-contained ONNX file holds "
+                         "less than 2 GB")
     pairs = load_metadata(cfg.data.metadata).flip_pairs if flip_test else None
     graph = _PoseGraph(model, pairs, geometry.convention_flip_shift(cfg.input.convention),
                        method if with_decode else None, blur_kernel, image_coords)
@@ -321,7 +327,7 @@ def _set_metadata(proto, values: dict[str, str]) -> None:
 def _write(proto, path, overwrite: bool) -> Path:
     from darkpose._files import write_new
 
-    data = proto.SerializeToString()  # protobuf's limit: one file below 2 GB
+    data = proto.SerializeToString()
     return write_new(path, lambda f: f.write(data), force=overwrite, what="ONNX file", force_hint="--overwrite")
 
 

@@ -23,11 +23,29 @@ from __future__ import annotations
 
 import torch
 
-from darkpose.codec.decoding import _LOG_FLOOR, _MAX_LOG_RATIO, _TAPS, DARK_MAX_STEP, _shifted_kernels, gaussian_kernel
+from darkpose.codec.decoding import (  # the taps, constants and kernels are the NumPy path's
+    _C,
+    _LOG_FLOOR,
+    _MAX_LOG_RATIO,
+    _MM,
+    _MP,
+    _PM,
+    _PP,
+    _TAPS,
+    _XM,
+    _XMM,
+    _XP,
+    _XPP,
+    _YM,
+    _YMM,
+    _YP,
+    _YPP,
+    DARK_MAX_STEP,
+    _shifted_kernels,
+    gaussian_kernel,
+)
 
 __all__ = ["decode_tensor"]
-
-_C, _XP, _XM, _XPP, _XMM, _YP, _YM, _YPP, _YMM, _PP, _PM, _MP, _MM = range(13)
 
 
 def decode_tensor(heatmaps: torch.Tensor, method: str = "dark", blur_kernel: int = 11):
@@ -43,6 +61,7 @@ def decode_tensor(heatmaps: torch.Tensor, method: str = "dark", blur_kernel: int
     if maps.dtype != torch.float64:
         maps = maps.to(torch.float32)
     flat = maps.flatten(-2)  # (N, K, H*W)
+    # 1. the integer maximum and its raw value
     index = flat.argmax(dim=-1, keepdim=True)  # the first maximum; a NaN or +Inf wins it
     if _needed(~torch.isfinite(flat.gather(-1, index))):  # then read NaN and +Inf as 0
         index = torch.where(torch.isnan(flat) | (flat == float("inf")), 0.0, flat).argmax(dim=-1, keepdim=True)
@@ -53,11 +72,14 @@ def decode_tensor(heatmaps: torch.Tensor, method: str = "dark", blur_kernel: int
     if method == "shift":
         coords = coords + _quarter_shift(flat, x, y, height, width)
     elif method in ("dark", "dark-reference"):
+        # 2. the modulation h' = G_k * h at the 13 taps around m, (N, K, 13)
         taps = _blurred_taps(flat, x, y, height, width, blur_kernel, method)
+        # 3. P = log h'
         if method == "dark-reference":
             log_taps = _reference_log(flat, taps, height, width, blur_kernel)
         else:
             log_taps = torch.log(torch.maximum(taps, taps[..., _C : _C + 1].clamp(min=0.0) * _LOG_FLOOR))
+        # 4. the Taylor step mu = m - H^-1 g
         offset = _taylor_step(log_taps, taps[..., _C], x, y, height, width, method)
         if method == "dark":
             offset = offset.clamp(-DARK_MAX_STEP, DARK_MAX_STEP)

@@ -24,6 +24,8 @@ PROG = "darkpose export"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from darkpose.codec import DECODE_METHODS
+
     parser.add_argument("--checkpoint", type=Path, help="weights (a darkpose training checkpoint stores its config)")
     parser.add_argument("--config", type=Path, help="experiment YAML; wins over the checkpoint's stored config")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
@@ -34,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-coords", action="store_true",
                         help="with --with-decode: a second input heatmap_to_image (N, 2, 3), coords in image pixels")
     parser.add_argument("--flip-test", action="store_true", help="the flip test inside the graph")
-    parser.add_argument("--method", choices=("dark", "dark-reference", "shift", "argmax"),
+    parser.add_argument("--method", choices=DECODE_METHODS,
                         help="decode (default: test.decode of the config; dark with --decoder-only)")
     parser.add_argument("--blur-kernel", type=int,
                         help="odd modulation kernel (default: the config's; 11 with --decoder-only)")
