@@ -69,6 +69,17 @@ def test_heatmaps_match_pytorch(tiny, flip):
     assert relative < 2e-6  # measured 7.4e-7 (no flip), 8.0e-7 (flip); the issue asks 1e-4
 
 
+def test_the_hrnet_convention_shifts_the_flipped_heatmaps_in_the_graph(tiny, tmp_path):
+    cfg, model, _, _, images, _ = tiny
+    hrnet = apply_overrides(cfg, ["input.convention=hrnet"])
+    heatmaps = OnnxPoseModel(export_onnx(model, hrnet, tmp_path / "hrnet.onnx", flip_test=True))(images.numpy())
+    with torch.no_grad():
+        expected = flip_test(model, images, load_metadata("coco").flip_pairs, True).numpy()
+        unshifted = flip_test(model, images, load_metadata("coco").flip_pairs, False).numpy()
+    assert np.abs(heatmaps - expected).max() / np.abs(expected).max() < 2e-6  # measured 9.0e-7
+    assert np.abs(heatmaps - unshifted).max() / np.abs(expected).max() > 0.01
+
+
 @pytest.mark.parametrize(("flip", "image_coords"), [(False, False), (True, False), (True, True)])
 def test_coordinates_match_the_codec_on_the_same_heatmaps(tiny, flip, image_coords):
     _, _, _, _, images, affines = tiny
@@ -203,6 +214,8 @@ def test_the_runtime_wrapper_checks_its_input(tiny, tmp_path):
         graph(images.numpy())
     with pytest.raises(ValueError, match=r"heatmap_to_image: expected \(3, 2, 3\)"):
         graph(images.numpy(), affines[:2])
+    coords, scores = graph(images.numpy()[:0], affines[:0])  # onnxruntime takes no empty batch itself
+    assert coords.shape == (0, 17, 2) and scores.shape == (0, 17)
     with pytest.raises(FileNotFoundError, match="none.onnx"):
         OnnxPoseModel(tmp_path / "none.onnx")
     decoder = export_decoder(tmp_path / "decoder.onnx", (12, 16))

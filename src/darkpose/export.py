@@ -292,6 +292,10 @@ class OnnxPoseModel:
             if affines.shape != (len(images), 2, 3):
                 raise ValueError(f"heatmap_to_image: expected ({len(images)}, 2, 3), got {_describe(affines)}")
             feed["heatmap_to_image"] = np.ascontiguousarray(affines, dtype=np.float32)
+        if len(images) == 0:  # onnxruntime's Reshape takes no empty batch: the answer to one image, cut
+            one = self(np.zeros((1, 3, height, width), np.float32),
+                       None if heatmap_to_image is None else np.zeros((1, 2, 3), np.float32))
+            return one[:0] if self.outputs == "heatmaps" else (one[0][:0], one[1][:0])
         out = self._session.run(None, feed)
         return out[0] if self.outputs == "heatmaps" else (out[0], out[1])
 
