@@ -37,6 +37,7 @@ import torch
 
 from darkpose.codec import DECODE_METHODS, gaussian_kernel
 from darkpose.codec.torch_decode import decode_tensor
+from darkpose.engine import evaluate
 
 __all__ = ["DEFAULT_OPSET", "METADATA_KEYS", "OnnxPoseModel", "export_decoder", "export_onnx"]
 
@@ -64,21 +65,19 @@ class _PoseGraph(torch.nn.Module):
         self.method, self.blur_kernel, self.image_coords = method, blur_kernel, image_coords
 
     def forward(self, images, heatmap_to_image=None):
-        from darkpose.engine.evaluate import _heatmaps, flip_test
-
         if self.flip_pairs is None:
-            heatmaps = _heatmaps(self.model, images)
+            heatmaps = evaluate._heatmaps(self.model, images)
         else:
-            heatmaps = flip_test(self.model, images, self.flip_pairs, self.shift)
+            heatmaps = evaluate.flip_test(self.model, images, self.flip_pairs, self.shift)
         if self.method is None:
             return heatmaps
         coords, scores = decode_tensor(heatmaps, self.method, self.blur_kernel)
         if self.image_coords:
-            coords = to_image(coords, heatmap_to_image)
+            coords = _to_image(coords, heatmap_to_image)
         return coords, scores
 
 
-def to_image(coords: torch.Tensor, heatmap_to_image: torch.Tensor) -> torch.Tensor:
+def _to_image(coords: torch.Tensor, heatmap_to_image: torch.Tensor) -> torch.Tensor:
     """Heatmap coordinates (N, K, 2) mapped by affines (N, 2, 3) to image pixels (N, K, 2):
     :func:`darkpose.geometry.transform_points` in torch operations."""
     affine = heatmap_to_image.to(coords.dtype)
@@ -144,12 +143,11 @@ def export_onnx(
     from darkpose import geometry
     from darkpose.config import config_to_dict
     from darkpose.data import load_metadata
-    from darkpose.engine.evaluate import blur_kernel as config_blur_kernel
 
     if image_coords and not with_decode:
         raise ValueError("image_coords: coordinates in image pixels need with_decode=True")
     method = cfg.test.decode if method is None else method
-    blur_kernel = config_blur_kernel(cfg) if blur_kernel is None else blur_kernel
+    blur_kernel = evaluate.blur_kernel(cfg) if blur_kernel is None else blur_kernel
     _check_decode(method, blur_kernel)
     _check_path(path, overwrite)
     size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
