@@ -189,6 +189,10 @@ def test_bad_input_is_one_line_naming_the_file_or_option(tiny, tmp_path, capsys)
         assert f"--heatmap-size: expected WxH, two positive integers such as 48x64, got '{size}'" in error(
             "--decoder-only", "--heatmap-size", size, "--onnx", out)
     assert "--heatmap-size: expected WxH" in error("--decoder-only", "--onnx", out)
+    assert "--decoder-only takes no --checkpoint, --flip-test" in error(
+        "--decoder-only", "--heatmap-size", "48x64", "--checkpoint", str(checkpoint), "--flip-test", "--onnx", out)
+    assert "--heatmap-size: only with --decoder-only" in error("--checkpoint", str(checkpoint), "--heatmap-size",
+                                                               "48x64", "--onnx", out)
     assert "--image-coords: needs --with-decode" in error("--checkpoint", str(checkpoint), "--onnx", out,
                                                           "--image-coords")
     assert "blur_kernel: expected an odd integer" in error("--decoder-only", "--heatmap-size", "48x64",

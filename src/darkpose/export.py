@@ -42,7 +42,7 @@ from darkpose.engine import evaluate
 __all__ = ["DEFAULT_OPSET", "METADATA_KEYS", "OnnxPoseModel", "export_decoder", "export_onnx"]
 
 DEFAULT_OPSET = 17
-"""The ONNX opset of the graphs (onnxruntime 1.16 and later run it)."""
+"""The ONNX opset of the graphs (onnxruntime 1.17, the extra's floor, and later run it)."""
 
 _MAX_BYTES = 2**31  # protobuf's limit on one message: the whole file
 
