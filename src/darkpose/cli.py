@@ -23,6 +23,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("config", "convert"), "darkpose.commands.config_convert", "write an official yacs experiment as ours"),
     (("train",), "darkpose.commands.train", "train a model from an experiment config"),
     (("test",), "darkpose.commands.test", "evaluate a model (COCO AP or MPII PCKh)"),
+    (("export",), "darkpose.commands.export",
+     "write an ONNX graph: heatmaps, or coordinates with the DARK decode inside"),
     (("demo",), "darkpose.commands.demo", "quick start: train and evaluate DARK on synthetic people (CPU, minutes)"),
     (("make-synthetic",), "darkpose.commands.make_synthetic", "write a synthetic COCO-format keypoint dataset"),
 ]
