@@ -303,18 +303,17 @@ def test_the_largest_blur_kernel_decodes():
 
 @pytest.fixture
 def torch_backend_on_cpu(monkeypatch):
-    """Run the torch backend on the CPU. Through the public API only tensors on another
+    """Run encode's torch backend on the CPU. Through the public API only tensors on another
     device (CUDA) reach it, CPU tensors being computed with NumPy; this routes CPU tensors
-    to it too, so that the public decode and encode run it here."""
-    from darkpose.codec import _backend, decoding, encoding
+    to it too. (The decode of any tensor is the torch formulation: tests/test_codec_torch.py.)"""
+    from darkpose.codec import _backend, encoding
 
     def wrap(array, name):
         if isinstance(array, torch.Tensor):
             return _backend.torch_backend(array.device), array.detach(), lambda a: a
         return _backend.wrap(array, name)
 
-    for module in (decoding, encoding):
-        monkeypatch.setattr(module, "wrap", wrap)
+    monkeypatch.setattr(encoding, "wrap", wrap)
 
 
 def _noisy_maps_with_non_finite_values():
@@ -331,18 +330,8 @@ def test_numpy_and_cpu_tensors_agree(method):
     c_np, s_np = decode(maps, method)
     c_t, s_t = decode(torch.from_numpy(maps), method)
     assert isinstance(c_t, torch.Tensor) and c_t.dtype == torch.float32 and c_t.device == torch.device("cpu")
-    np.testing.assert_array_equal(c_t.numpy(), c_np)
+    np.testing.assert_allclose(c_t.numpy(), c_np, rtol=0, atol=8e-6)  # measured 3.8e-6: one float32 step at 32-64 px
     np.testing.assert_array_equal(s_t.numpy(), s_np)
-
-
-@pytest.mark.parametrize("method", ALL)
-def test_the_torch_backend_decodes_as_numpy_does(method, torch_backend_on_cpu):
-    maps = _noisy_maps_with_non_finite_values()
-    c_tb, s_tb = decode(torch.from_numpy(maps), method)
-    assert isinstance(c_tb, torch.Tensor) and c_tb.dtype == torch.float32
-    c_np, s_np = decode(maps, method)  # NumPy input is still computed with NumPy
-    np.testing.assert_allclose(c_tb.numpy(), c_np, atol=8e-6)  # measured 3.8e-6: one float32 step at 32-64 px
-    np.testing.assert_array_equal(s_tb.numpy(), s_np)
 
 
 @pytest.mark.parametrize("method", ["unbiased", "quantized"])

@@ -25,6 +25,10 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("train",), "darkpose.commands.train", "train a model from an experiment config"),
     (("test",), "darkpose.commands.test", "evaluate a model (COCO AP or MPII PCKh)"),
     (("predict",), "darkpose.commands.predict", "keypoints on your images or video, drawn"),
+    (("export",), "darkpose.commands.export",
+     "write an ONNX graph: heatmaps, or coordinates with the DARK decode inside"),
+    (("demo",), "darkpose.commands.demo", "quick start: train and evaluate DARK on synthetic people (CPU, minutes)"),
+    (("make-synthetic",), "darkpose.commands.make_synthetic", "write a synthetic COCO-format keypoint dataset"),
 ]
 
 

@@ -4,13 +4,14 @@ The codec's algorithms are written once, against :class:`Backend`: elementwise m
 ``backend.xp`` (the ``numpy`` or ``torch`` module, whose names and ``axis=`` keywords agree for
 everything the codec uses) and the few operations whose spelling differs as methods.
 
-The backend is chosen from the input. NumPy arrays, and torch tensors on the CPU, are
-computed with NumPy: the decode's many operations on small arrays cost a third of torch's
-there. Tensors on any other device are computed with torch on that device, so nothing leaves
-it. Results go back in the caller's type (:func:`wrap`). Three heavy primitives run through
-torch on the CPU as well, on zero-copy views, where they are faster than NumPy's: reading
-rows of windows (``gather_rows``) and entries along an axis (``take_along``), the decode's
-matrix products (``matmul``) and the outer product of ``encode`` (``outer_into``).
+The backend is chosen from the input (``decode`` uses it for NumPy arrays only: torch
+tensors go to :mod:`darkpose.codec.torch_decode`). NumPy arrays, and for ``encode`` torch
+tensors on the CPU, are computed with NumPy. Tensors on any other device are computed with
+torch on that device, so nothing leaves it. Results go back in the caller's type
+(:func:`wrap`). Three heavy primitives run through torch on the CPU as well, on zero-copy
+views, where they are faster than NumPy's: reading rows of windows (``gather_rows``) and
+entries along an axis (``take_along``), the decode's matrix products (``matmul``) and the
+outer product of ``encode`` (``outer_into``).
 """
 
 from __future__ import annotations

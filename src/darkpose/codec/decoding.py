@@ -21,6 +21,10 @@ near the border inwards; "dark" instead continues the heatmap beyond the frame a
 Gaussian it is assumed to be (:func:`_continuation`), so the Taylor step is as exact at the
 border as in the interior. The step is taken only towards a maximum (negative definite
 Hessian) and is clipped to 1.5 px per axis.
+
+Torch tensors (any device) are decoded by :mod:`darkpose.codec.torch_decode`, the same
+algorithm in torch operations of fixed shape that trace and export to ONNX. What follows in
+this module is the NumPy fast path for NumPy arrays, tested against it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import functools
 from typing import Any
 
 import numpy as np
+import torch
 
 from darkpose.codec._backend import Backend, describe, wrap
 
@@ -103,19 +108,30 @@ def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[
     if method not in DECODE_METHODS:
         raise ValueError(f"method: expected one of {DECODE_METHODS}, got {method!r}")
     kernel_size = _check_kernel(blur_kernel)
+    if isinstance(heatmaps, torch.Tensor):  # one formulation in torch operations, for any device
+        from darkpose.codec.torch_decode import decode_tensor
+
+        _check_heatmaps(heatmaps, heatmaps.is_floating_point())
+        return decode_tensor(heatmaps, method, kernel_size)
     backend, hm, restore = wrap(heatmaps, "heatmaps")
+    _check_heatmaps(hm, backend.is_float(hm))
     with np.errstate(all="ignore"):  # non-finite values are handled, not warned about
         return _decode(backend, hm, restore, method, kernel_size)
 
 
-def _decode(backend: Backend, hm, restore, method: str, kernel_size: int):
+def _check_heatmaps(hm, is_float: bool) -> None:
     if hm.ndim != 4:
         raise ValueError(f"heatmaps: expected 4 dimensions (N, K, H, W), got {describe(hm)}")
-    if not backend.is_float(hm):
+    if not is_float:
         raise ValueError(f"heatmaps: expected a floating-point array, got {describe(hm)}")
-    n, k, height, width = hm.shape
-    if height < 1 or width < 1:
+    if hm.shape[2] < 1 or hm.shape[3] < 1:
         raise ValueError(f"heatmaps: expected H >= 1 and W >= 1, got {describe(hm)}")
+
+
+def _decode(backend: Backend, hm, restore, method: str, kernel_size: int):
+    """The NumPy fast path (the module docstring): NumPy arrays only since torch tensors go
+    to :mod:`darkpose.codec.torch_decode`; chunked, with the border windows redone apart."""
+    n, k, height, width = hm.shape
     maps = hm.reshape(n * k, height * width)
     if maps.dtype not in (backend.float32, backend.float64):
         maps = backend.astype(maps, backend.float32)  # float32 math, or float64 for float64 input
