@@ -147,13 +147,15 @@ def measure(
 
 
 def _onnx_predictor(net: torch.nn.Module, cfg, folder: str):
-    """``net`` exported as a heatmap graph into ``folder``, as a Predictor (onnxruntime)."""
+    """``net`` exported as a heatmap graph into ``folder`` (once: the batch is dynamic), as a
+    Predictor (onnxruntime) with ``cfg``'s batch size."""
     from darkpose.export import export_onnx
     from darkpose.inference import Predictor
 
-    path = Path(folder) / f"model_{cfg.test.batch_size}.onnx"
-    export_onnx(net, cfg, path)
-    return Predictor(path)
+    path = Path(folder) / "model.onnx"
+    if not path.exists():
+        export_onnx(net, cfg, path)
+    return Predictor(path, overrides=[f"test.batch_size={cfg.test.batch_size}"])
 
 
 def format_report(r: dict[str, Any]) -> str:
