@@ -190,12 +190,17 @@ def test_any_metadata_works(coco_mini, tmp_path):
     assert out.keypoints.shape == (2, 3, 3) and predictor.metadata.num_keypoints == 3
 
 
-@pytest.mark.parametrize(("with_decode", "flip_test", "image_coords"), [
-    (False, False, False), (False, True, False), (True, False, False), (True, True, True),
+@pytest.mark.parametrize(("with_decode", "flip_test", "image_coords", "convention"), [
+    (False, False, False, "darkpose"), (False, True, False, "darkpose"), (True, False, False, "darkpose"),
+    (True, True, True, "darkpose"),
+    # the hrnet flip shifts the heatmaps: a second flip test around the graph's would show
+    (False, True, False, "hrnet"),
 ])
-def test_an_exported_graph_predicts_what_the_model_does(coco_mini, tmp_path, with_decode, flip_test, image_coords):
+def test_an_exported_graph_predicts_what_the_model_does(coco_mini, tmp_path, with_decode, flip_test, image_coords,
+                                                        convention):
     export = pytest.importorskip("darkpose.export")
-    cfg = apply_overrides(Config(), ["model.name=hrnet_tiny", "input.image_size=[48, 64]", "test.flip_test=true"])
+    cfg = apply_overrides(Config(), ["model.name=hrnet_tiny", "input.image_size=[48, 64]", "test.flip_test=true",
+                                     f"input.convention={convention}"])
     torch.manual_seed(0)
     model = build_model("hrnet_tiny", 17)
     path = export.export_onnx(model, cfg, tmp_path / "pose.onnx", with_decode=with_decode, flip_test=flip_test,
