@@ -96,19 +96,20 @@ def load_model(checkpoint: Path, config: Path | None, overrides: list[str]):
     """(config, model with the checkpoint's weights) as ``darkpose test`` builds them; (None,
     None) after a config error was printed."""
     from darkpose.commands.config_show import load_for_command
-    from darkpose.commands.test import _load_weights, _stored_config
     from darkpose.data import load_metadata
     from darkpose.engine.model import build_model_from_config
+    from darkpose.inference import experiment_config, load_weights
 
     if config is None:
-        cfg = _stored_config(checkpoint, overrides)
+        cfg = experiment_config(checkpoint, None, overrides,
+                                hint=f"darkpose export CONFIG --checkpoint {checkpoint} --onnx OUT")
     else:
         cfg = load_for_command("export", config, overrides)
         if cfg is None:
             return None, None
     num_keypoints = load_metadata(cfg.data.metadata).num_keypoints
     model = build_model_from_config(cfg, num_keypoints)
-    _load_weights(model, checkpoint, cfg, num_keypoints)
+    load_weights(model, checkpoint, cfg, num_keypoints)
     return cfg, model
 
 

@@ -36,43 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
 
 
-def _load_weights(model, path: Path, cfg, num_joints: int) -> None:
-    """``load_checkpoint`` (strict), a mismatch told in one line naming the file."""
-    from darkpose.models import CheckpointMismatchError, load_checkpoint
-
-    try:
-        load_checkpoint(model, path)
-    except CheckpointMismatchError as e:
-        r = e.report
-        parts = [f"{len(v)} {what}" for v, what in ((r.missing, "missing"), (r.unexpected, "unexpected"),
-                                                     (r.mismatched, "of another shape")) if v]
-        example = (f"; e.g. {r.mismatched[0][0]}: file {list(r.mismatched[0][1])}, model "
-                   f"{list(r.mismatched[0][2])}" if r.mismatched else "")
-        raise ValueError(
-            f"{path}: not a checkpoint of model.name={cfg.model.name!r} with {num_joints} keypoints "
-            f"(data.metadata={cfg.data.metadata!r}): tensors {', '.join(parts) or 'unmatched'}{example}"
-        ) from None
-
-
-def _stored_config(path: Path | None, overrides: list[str]):
-    """The config a training checkpoint stores (``meta["config"]``), with the overrides
-    applied and validated; ValueError naming the file when there is none."""
-    from darkpose.config import apply_overrides, config_from_dict, validate_config
-    from darkpose.models import read_checkpoint
-
-    if path is None:
-        raise ValueError("no CONFIG: give an experiment YAML, or --checkpoint F of a training "
-                         "checkpoint that stores its config")
-    stored = read_checkpoint(path).meta.get("config")
-    if not isinstance(stored, dict):
-        raise ValueError(f"{path}: the checkpoint stores no config (meta['config']); give the "
-                         f"experiment: darkpose test CONFIG --checkpoint {path}")
-    where = f"{path} (stored config)"
-    cfg = apply_overrides(config_from_dict(stored, where), overrides)
-    validate_config(cfg, f"{where} with --set {' '.join(overrides)}" if overrides else where)
-    return cfg
-
-
 def _format(table: dict[str, float]) -> str:
     width = max(len(k) for k in table)
     return "\n".join(f"  {k:<{width}}  {v:8.4f}" for k, v in table.items())
@@ -88,9 +51,14 @@ def _run(args: argparse.Namespace) -> int:
     from darkpose.engine.data import build_dataset, split_paths
     from darkpose.engine.evaluate import evaluate
     from darkpose.engine.model import build_model_from_config
+    from darkpose.inference import experiment_config, load_weights
 
     if args.config is None:
-        cfg = _stored_config(args.checkpoint, args.overrides)
+        if args.checkpoint is None:
+            raise ValueError("no CONFIG: give an experiment YAML, or --checkpoint F of a training "
+                             "checkpoint that stores its config")
+        cfg = experiment_config(args.checkpoint, None, args.overrides,
+                                hint=f"darkpose test CONFIG --checkpoint {args.checkpoint}")
     else:
         cfg = load_for_command("test", args.config, args.overrides)
         if cfg is None:
@@ -108,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{PROG}: warning: no --checkpoint and no model.init_checkpoint: evaluating "
               "randomly initialised weights", file=sys.stderr)
     else:
-        _load_weights(model, Path(checkpoint), cfg, metadata.num_keypoints)
+        load_weights(model, Path(checkpoint), cfg, metadata.num_keypoints)
     results.parent.mkdir(parents=True, exist_ok=True)
     launch = distributed.init_from_env(args.device)  # rank 0 of 1 without torchrun
     try:

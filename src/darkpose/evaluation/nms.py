@@ -136,14 +136,23 @@ def oks_nms(
     keypoints, scores, areas = _check_poses(keypoints, scores, areas)
     if len(scores) == 0:
         return np.zeros(0, dtype=np.intp)
-    oks = oks_matrix(keypoints, areas, sigmas, in_vis_thre)
-    order = _best_first(scores)
+    return greedy_nms(oks_matrix(keypoints, areas, sigmas, in_vis_thre), scores, threshold)
+
+
+def greedy_nms(overlap: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy NMS over a precomputed overlap matrix (OKS of poses, IoU of boxes): keep the
+    best-scoring candidate, drop those whose overlap with it is > ``threshold``, repeat.
+
+    overlap (N, N), scores (N,) -> kept indices (M,), best first; among equal scores the
+    later candidate first (as the reference).
+    """
+    order = _best_first(np.asarray(scores))
     keep = []
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        order = rest[oks[i, rest] <= threshold]
+        order = rest[overlap[i, rest] <= threshold]
     return np.asarray(keep, dtype=np.intp)
 
 
