@@ -28,7 +28,8 @@ from darkpose.engine.model import build_model_from_config
 from darkpose.models import HRNet, HRNetConfig, count_parameters, model_from_official_config
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+DEMO = REPO / "configs" / "demo_synthetic.yaml"  # the quick start's: its own recipe (tests/test_demo.py)
+CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p != DEMO)
 
 # official file -> (parameter count of the official model, README of official-formats; K)
 OFFICIAL = {
@@ -427,6 +428,14 @@ SHIPPED = {
 
 def test_every_shipped_config_is_listed():
     assert [p.name for p in CONFIGS] == sorted(SHIPPED)
+    assert DEMO.is_file()
+
+
+def test_the_demo_config_is_a_small_hrnet_at_128x96():
+    cfg = load_config(DEMO)
+    assert meta_parameters(cfg, 17) == 697_601
+    assert (tuple(cfg.input.image_size), cfg.target.sigma, cfg.test.blur_kernel) == ((96, 128), 2.0, 11)
+    assert (cfg.target.method, cfg.test.decode, cfg.test.flip_test) == ("unbiased", "dark", True)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
