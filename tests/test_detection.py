@@ -89,7 +89,7 @@ def test_missing_and_broken_detector_files(tmp_path):
         OnnxPersonDetector(tmp_path / "none.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"garbage")
-    with pytest.raises(ValueError, match=f"{bad}: not a readable ONNX model"):
+    with pytest.raises(ValueError, match=f"{bad}: not an ONNX model onnxruntime can run"):
         OnnxPersonDetector(bad)
 
 

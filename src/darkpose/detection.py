@@ -186,8 +186,7 @@ class OnnxPersonDetector:
         color: str = "bgr",
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
     ) -> None:
-        import onnxruntime as ort
-
+        from darkpose._onnx import onnx_session
         from darkpose.data.image import check_color
 
         self.path = Path(path)
@@ -197,13 +196,7 @@ class OnnxPersonDetector:
         self.person_class = int(person_class)
         self.nms_threshold = float(nms_threshold)
         self.color = check_color(color)
-        options = ort.SessionOptions()
-        # no busy-waiting threads after a run: they would slow the crops and decode that follow
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ValueError(f"{self.path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+        self.session = onnx_session(self.path, providers)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape
         if len(inputs) != 1 or len(shape) != 4:

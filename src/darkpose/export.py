@@ -246,18 +246,13 @@ class OnnxPoseModel:
     """
 
     def __init__(self, path: str | os.PathLike[str], providers: list[str] | None = None) -> None:
-        import onnxruntime
-
+        from darkpose._onnx import onnx_session
         from darkpose.config import config_from_dict
 
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX file {self.path} does not exist")
-        try:
-            self._session = onnxruntime.InferenceSession(
-                str(self.path), providers=providers or ["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ValueError(f"{self.path}: not an ONNX graph onnxruntime can run: {e}") from None
+        self._session = onnx_session(self.path, providers)
         meta = self._session.get_modelmeta().custom_metadata_map
         if meta.get("darkpose_outputs") not in ("heatmaps", "coords"):
             raise ValueError(f"{self.path}: not a graph written by darkpose export (no metadata "
