@@ -88,9 +88,9 @@ def _data(folder: Path, num_train: int, num_val: int, seed: int, progress: bool)
 
 
 def _step_seconds(cfg: Config, dataset) -> float:
-    """Seconds per training step of ``cfg`` on the CPU, measured on one batch in memory (two
-    steps to warm up, three timed; channels-last when the config says so), a fresh model
-    thrown away after."""
+    """Seconds per training step of ``cfg`` on the CPU, measured on one batch in memory (the
+    median of steps 5-8: the first steps of a process run 2-3x slower, measured 0.29 s against
+    0.09 s; channels-last when the config says so), a fresh model thrown away after."""
     from darkpose.engine.model import build_model_from_config
     from darkpose.engine.train import apply_gradients, build_loss, build_optimizer, forward_loss
 
@@ -108,12 +108,12 @@ def _step_seconds(cfg: Config, dataset) -> float:
     optimizer, criterion = build_optimizer(model, t), build_loss(t)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     times = []
-    for _ in range(5):
+    for _ in range(8):
         started = time.perf_counter()
         loss = forward_loss(model, criterion, batch.image, batch.target, batch.target_weight, None)
         apply_gradients(loss, model, optimizer, scaler, t.grad_clip)
         times.append(time.perf_counter() - started)
-    return float(np.median(times[2:])) * t.batch_size / n
+    return float(np.median(times[4:])) * t.batch_size / n
 
 
 def _epochs_for(budget_s: float, step_s: float, steps_per_epoch: int, overhead: float = 1.25) -> int:

@@ -81,33 +81,18 @@ def read_detections(
         not four finite numbers, a score that is not a finite number, an id that is not an
         integer), naming the file and the entry's index.
     """
-    from darkpose.data._io import read_json, require_id, require_number, require_numbers
+    from darkpose.data.coco import read_detection_file
 
-    path = Path(path)
-    dets = read_json(path, "detection results file")
-    if not isinstance(dets, list):
-        raise ValueError(f"{path}: expected a JSON list of detections, got {type(dets).__name__}")
-    boxes: dict[int, list[list[float]]] = {}
+    image_ids, all_boxes, all_scores, low = read_detection_file(path, category_id, score_threshold)
+    sized = (all_boxes[:, 2] > 0) & (all_boxes[:, 3] > 0)
+    boxes: dict[int, list[np.ndarray]] = {}
     scores: dict[int, list[float]] = {}
-    low = degenerate = 0
-    for i, det in enumerate(dets):
-        rec = f"{path}: detection [{i}]"
-        if not isinstance(det, dict):
-            raise ValueError(f"{rec} is not a JSON object")
-        if category_id is not None and "category_id" in det and require_id(det, "category_id", rec) != category_id:
-            continue
-        image_id = require_id(det, "image_id", rec)
-        bbox = require_numbers(det, "bbox", rec, 4, "[x, y, w, h]")
-        score = require_number(det, "score", rec)
-        if score < score_threshold:
-            low += 1
-        elif not (bbox[2] > 0 and bbox[3] > 0):
-            degenerate += 1
-        else:
-            boxes.setdefault(image_id, []).append(bbox)
-            scores.setdefault(image_id, []).append(score)
-    if degenerate:
-        logger.warning("%s: left out %d detections with a zero-size box", path, degenerate)
+    for image_id, bbox, score in zip(image_ids[sized].tolist(), all_boxes[sized], all_scores[sized].tolist(),
+                                     strict=True):
+        boxes.setdefault(image_id, []).append(bbox)
+        scores.setdefault(image_id, []).append(score)
+    if not sized.all():
+        logger.warning("%s: left out %d detections with a zero-size box", path, int((~sized).sum()))
     logger.info("%s: %d detections below score %g left out", path, low, score_threshold)
     return {i: _person_boxes(boxes[i], scores[i]) for i in boxes}
 

@@ -37,6 +37,44 @@ from darkpose.geometry import area_from_scale, boxes_to_center_scale, clean_boxe
 logger = logging.getLogger(__name__)
 
 
+def read_detection_file(
+    path: str | Path, category_id: int | None, score_threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The detections of a COCO results file: a JSON list of ``{"image_id", "category_id",
+    "bbox": [x, y, w, h], "score"}`` (``category_id`` optional).
+
+    Kept, in file order: entries of ``category_id`` (None: any; entries without the field are
+    kept) with ``score >= score_threshold``. Returns image_ids (M,) int64, boxes (M, 4)
+    float64, scores (M,) float64 and the number left out below the threshold. A file that is
+    not a list, or an entry with a missing or wrong field, is a ValueError naming the file
+    and the entry's index.
+    """
+    path = Path(path)
+    dets = read_json(path, "detection results file")
+    if not isinstance(dets, list):
+        raise ValueError(f"{path}: expected a JSON list of detections, got {type(dets).__name__}")
+    image_ids, boxes, scores = [], [], []
+    num_low = 0
+    for i, det in enumerate(dets):
+        rec = f"{path}: detection [{i}]"
+        if not isinstance(det, dict):
+            raise ValueError(f"{rec} is not a JSON object")
+        if category_id is not None and "category_id" in det and require_id(det, "category_id", rec) != category_id:
+            continue
+        image_id = require_id(det, "image_id", rec)
+        bbox = require_numbers(det, "bbox", rec, 4, "[x, y, w, h]")
+        score = require_number(det, "score", rec)
+        if score < score_threshold:
+            num_low += 1
+            continue
+        image_ids.append(image_id)
+        boxes.append(bbox)
+        scores.append(score)
+    n = len(image_ids)
+    return (np.asarray(image_ids, dtype=np.int64), np.asarray(boxes, dtype=np.float64).reshape(n, 4),
+            np.asarray(scores, dtype=np.float64), num_low)
+
+
 def _read_images(raw: dict, where: str) -> dict[int, tuple[str, float, float]]:
     """image id -> (file_name, width, height); ids unique, sizes finite and positive."""
     images = require_field(raw, "images", list, where)
@@ -272,44 +310,14 @@ class CocoKeypointDataset(TopDownDataset):
         )
 
     def _detection_rows(self, path: Path, images, threshold: float, k: int):
-        dets = read_json(path, "detection results file")
-        where = str(path)
-        if not isinstance(dets, list):
-            raise ValueError(
-                f"{where}: expected a JSON list of detections, got {type(dets).__name__}"
-            )
-        image_ids, boxes, scores = [], [], []
-        num_other_images = num_low = 0
-        for i, det in enumerate(dets):
-            rec = f"{where}: detection [{i}]"
-            if not isinstance(det, dict):
-                raise ValueError(f"{rec} is not a JSON object")
-            if "category_id" in det and det["category_id"] != self.category_id:
-                continue
-            img_id = require_id(det, "image_id", rec)
-            bbox = require_numbers(det, "bbox", rec, 4, "[x, y, w, h]")
-            score = require_number(det, "score", rec)
-            if score < threshold:
-                num_low += 1
-                continue
-            if img_id not in images:
-                num_other_images += 1
-                continue
-            image_ids.append(img_id)
-            boxes.append(bbox)
-            scores.append(score)
-        if num_other_images:
+        image_ids, boxes, scores, num_low = read_detection_file(path, self.category_id, threshold)
+        known = np.isin(image_ids, np.fromiter(images, dtype=np.int64, count=len(images)))
+        if not known.all():
             logger.warning(
                 "%s: skipped %d detections of images not in %s",
-                where, num_other_images, self.ann_file,
+                path, int((~known).sum()), self.ann_file,
             )
-        logger.info("%s: %d detections below score %g left out", where, num_low, threshold)
+        logger.info("%s: %d detections below score %g left out", path, num_low, threshold)
+        image_ids, boxes, scores = image_ids[known], boxes[known], scores[known]
         n = len(image_ids)
-        return (
-            np.asarray(image_ids, dtype=np.int64),
-            -np.ones(n, dtype=np.int64),
-            np.asarray(boxes, dtype=np.float64).reshape(n, 4),
-            np.zeros((n, k, 3)),
-            np.ones(n),
-            np.asarray(scores, dtype=np.float64).reshape(n),
-        )
+        return image_ids, -np.ones(n, dtype=np.int64), boxes, np.zeros((n, k, 3)), np.ones(n), scores
