@@ -89,8 +89,8 @@ def _data(folder: Path, num_train: int, num_val: int, seed: int, progress: bool)
 
 def _step_seconds(cfg: Config, dataset) -> float:
     """Seconds per training step of ``cfg`` on the CPU, measured on one batch in memory (the
-    median of steps 5-8: the first steps of a process run 2-3x slower, measured 0.29 s against
-    0.09 s; channels-last when the config says so), a fresh model thrown away after."""
+    median of steps 9-16: the first steps of a process run up to 3x slower, measured 0.29 s
+    and 0.14 s over steps 3-5 and 5-8 against 0.09 s in the loop; channels-last when the config says so), a fresh model thrown away after."""
     from darkpose.engine.model import build_model_from_config
     from darkpose.engine.train import apply_gradients, build_loss, build_optimizer, forward_loss
 
@@ -108,15 +108,15 @@ def _step_seconds(cfg: Config, dataset) -> float:
     optimizer, criterion = build_optimizer(model, t), build_loss(t)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     times = []
-    for _ in range(8):
+    for _ in range(16):
         started = time.perf_counter()
         loss = forward_loss(model, criterion, batch.image, batch.target, batch.target_weight, None)
         apply_gradients(loss, model, optimizer, scaler, t.grad_clip)
         times.append(time.perf_counter() - started)
-    return float(np.median(times[4:])) * t.batch_size / n
+    return float(np.median(times[8:])) * t.batch_size / n
 
 
-def _epochs_for(budget_s: float, step_s: float, steps_per_epoch: int, overhead: float = 1.25) -> int:
+def _epochs_for(budget_s: float, step_s: float, steps_per_epoch: int, overhead: float = 1.1) -> int:
     """Whole epochs that fit the budget at ``step_s`` per step (the loop costs ``overhead``
     times the step alone: data loading, logging, the epoch's checkpoint)."""
     return max(1, int(budget_s / (step_s * overhead * steps_per_epoch)))
