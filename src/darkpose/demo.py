@@ -116,7 +116,7 @@ def _step_seconds(cfg: Config, dataset) -> float:
     return float(np.median(times[8:])) * t.batch_size / n
 
 
-def _epochs_for(budget_s: float, step_s: float, steps_per_epoch: int, overhead: float = 1.1) -> int:
+def _epochs_for(budget_s: float, step_s: float, steps_per_epoch: int, overhead: float = 1.25) -> int:
     """Whole epochs that fit the budget at ``step_s`` per step (the loop costs ``overhead``
     times the step alone: data loading, logging, the epoch's checkpoint)."""
     return max(1, int(budget_s / (step_s * overhead * steps_per_epoch)))
@@ -338,7 +338,7 @@ def run_demo(
     *,
     config: str | Path | None = None,
     data: str | Path | None = None,
-    minutes: float = 7.0,
+    minutes: float = 8.0,
     num_images: int = 2000,
     num_val: int = 250,
     seed: int = 0,

@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="synthetic data folder (default OUT/data; reused when present)")
     parser.add_argument("--config", type=Path, default=None,
                         help="experiment YAML (default configs/demo_synthetic.yaml)")
-    parser.add_argument("--minutes", type=float, default=7.0,
-                        help="training budget in minutes (default 7: the demo ends within 10 on 2 cores)")
+    parser.add_argument("--minutes", type=float, default=8.0,
+                        help="training budget in minutes (default 8: the demo ends within 10 on 2 cores)")
     parser.add_argument("--num-images", type=int, default=2000, help="synthetic training images (2000)")
     parser.add_argument("--num-val", type=int, default=250, help="synthetic validation images (250)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
