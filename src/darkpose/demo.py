@@ -90,7 +90,8 @@ def _data(folder: Path, num_train: int, num_val: int, seed: int, progress: bool)
 def _step_seconds(cfg: Config, dataset) -> float:
     """Seconds per training step of ``cfg`` on the CPU, measured on one batch in memory (the
     median of steps 9-16: the first steps of a process run up to 3x slower, measured 0.29 s
-    and 0.14 s over steps 3-5 and 5-8 against 0.09 s in the loop; channels-last when the config says so), a fresh model thrown away after."""
+    and 0.14 s over steps 3-5 and 5-8 against 0.09 s in the loop; channels-last when the
+    config says so), a fresh model thrown away after."""
     from darkpose.engine.model import build_model_from_config
     from darkpose.engine.train import apply_gradients, build_loss, build_optimizer, forward_loss
 
