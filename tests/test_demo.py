@@ -75,3 +75,13 @@ def test_bad_budget_and_foreign_data_folder(tmp_path):
         run_demo(tmp_path / "b", data=foreign, minutes=0.02, num_images=4, num_val=2, overrides=TINY,
                  progress=False)
     assert (foreign / "notes.txt").read_text() == "keep"
+
+
+def test_train_both_reports_a_model_per_target_type(tmp_path):
+    result = run_demo(tmp_path, minutes=0.02, num_images=6, num_val=3, overrides=TINY, progress=False,
+                      train_both=True)
+    trained = result.metrics["encode_trained"]
+    assert set(trained) == {"quantized", "unbiased"}
+    assert trained["unbiased"] == result.metrics["decode"]["dark"]["flip"]
+    assert (tmp_path / "train_quantized" / "last.pth").is_file()
+    assert "Trained on each target type" in (tmp_path / "report.md").read_text()
