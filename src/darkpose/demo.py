@@ -356,18 +356,20 @@ def run_demo(
     ``out`` is an error unless ``overwrite``.
     """
     from darkpose._files import check_target, write_new
+    from darkpose.config import blur_kernel
+    from darkpose.data.transforms import default_sigma
     from darkpose.engine.data import build_dataset
     from darkpose.models import count_parameters
 
     started = time.perf_counter()
+    if not minutes > 0:
+        raise ValueError(f"minutes: expected a positive number, got {minutes!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     for name in REPORT_FILES[:2]:
         check_target(out / name, overwrite, "demo report", "--overwrite")
-    if not minutes > 0:
-        raise ValueError(f"minutes: expected a positive number, got {minutes!r}")
     data_dir = Path(data) if data is not None else out / "data"
     config_path = Path(config) if config is not None else DEFAULT_CONFIG
     base = [f"data.root={data_dir}", "data.train_set=train", "data.val_set=val",
@@ -378,9 +380,6 @@ def run_demo(
     cfg, summary, timing = _train(cfg, budget, progress, overwrite)
     val = build_dataset(cfg, "val", train=False)
     model = _SameOutputs(_trained_model(cfg, summary, val.metadata.num_keypoints))
-
-    from darkpose.config import blur_kernel
-    from darkpose.data.transforms import default_sigma
 
     decode = {d: {"no_flip": _evaluate(model, cfg, val, d, False)["AP"],
                   "flip": _evaluate(model, cfg, val, d, True)["AP"]} for d in DECODES}
