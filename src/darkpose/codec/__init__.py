@@ -3,10 +3,20 @@
 Pure array code: NumPy arrays or torch tensors in, the same type out. Knows no images.
 """
 
-from darkpose.codec.decoding import DARK_MAX_STEP, DECODE_METHODS, MAX_BLUR_KERNEL, decode, gaussian_kernel
+from darkpose.codec.decoding import (
+    DARK_FIT_BAND,
+    DARK_MAX_STEP,
+    DECODE_METHODS,
+    MAX_BLUR_KERNEL,
+    decode,
+    gaussian_kernel,
+    kernel_variance,
+    modulated_spread,
+)
 from darkpose.codec.encoding import ENCODE_METHODS, MIN_SIGMA, encode
 
 __all__ = [
+    "DARK_FIT_BAND",
     "DARK_MAX_STEP",
     "DECODE_METHODS",
     "ENCODE_METHODS",
@@ -15,4 +25,6 @@ __all__ = [
     "decode",
     "encode",
     "gaussian_kernel",
+    "kernel_variance",
+    "modulated_spread",
 ]

@@ -35,10 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from darkpose.codec import _gaussfit
 from darkpose.codec._backend import Backend, describe, wrap
 
 DECODE_METHODS = ("argmax", "shift", "dark-reference", "dark")
 DARK_MAX_STEP = 1.5  # "dark": the Taylor step is clipped to this many pixels per axis
+# "dark": maxima closer than this to an edge (px, at most the window's half-width R) are
+# refined by a least-squares Gaussian fit (docs/codec.md, "How dark works")
+DARK_FIT_BAND = 4
 # The largest blur kernel. The configs use 3 and 11; the decode reads a (k + 4)^2 window
 # around every maximum, so memory and time grow as k^2 (at 101: 44 kB per keypoint, and a
 # kernel of sigma 15.5 px, wider than a 64x48 heatmap). Checked before anything is built.
@@ -80,7 +84,7 @@ def gaussian_kernel(size: int) -> np.ndarray:
     return g / g.sum()
 
 
-def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[Any, Any]:
+def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11, return_covariance: bool = False) -> tuple:
     """Decode heatmaps to keypoint coordinates and scores.
 
     Parameters
@@ -94,6 +98,9 @@ def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[
     blur_kernel : int
         Odd size of the modulation kernel, 1 to :data:`MAX_BLUR_KERNEL` (101); the configs'
         ``BLUR_KERNEL``. Only "dark" and "dark-reference" use it.
+    return_covariance : bool
+        Also return the estimated covariance of each coordinate's error ("dark" and
+        "dark-reference" only; docs/codec.md, "Uncertainty").
 
     Returns
     -------
@@ -101,6 +108,11 @@ def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[
         (x, y) in heatmap pixels; (0, 0) where the score is <= 0.
     scores : array (N, K), float32
         The raw heatmap value at the integer maximum.
+    covariance : array (N, K, 2, 2), float32, only with ``return_covariance=True``
+        In heatmap px^2, [[var x, cov], [cov, var y]]: the Gauss-Newton covariance of a
+        Gaussian fitted around the maximum, scaled by the residual variance of the fit.
+        Infinite variances (and 0 covariance) where it is unknown: a score <= 0, a window
+        the model does not fit.
 
     Both are of the input's array type, on the input's device. Non-finite values (NaN,
     +-Inf) in a heatmap are read as 0; see docs/codec.md for every degenerate input.
@@ -108,15 +120,19 @@ def decode(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> tuple[
     if method not in DECODE_METHODS:
         raise ValueError(f"method: expected one of {DECODE_METHODS}, got {method!r}")
     kernel_size = _check_kernel(blur_kernel)
+    if not isinstance(return_covariance, bool):
+        raise ValueError(f"return_covariance: expected True or False, got {return_covariance!r}")
+    if return_covariance and method not in ("dark", "dark-reference"):
+        raise ValueError(f"return_covariance: needs method 'dark' or 'dark-reference', got {method!r}")
     if isinstance(heatmaps, torch.Tensor):  # one formulation in torch operations, for any device
         from darkpose.codec.torch_decode import decode_tensor
 
         _check_heatmaps(heatmaps, heatmaps.is_floating_point())
-        return decode_tensor(heatmaps, method, kernel_size)
+        return decode_tensor(heatmaps, method, kernel_size, return_covariance)
     backend, hm, restore = wrap(heatmaps, "heatmaps")
     _check_heatmaps(hm, backend.is_float(hm))
     with np.errstate(all="ignore"):  # non-finite values are handled, not warned about
-        return _decode(backend, hm, restore, method, kernel_size)
+        return _decode(backend, hm, restore, method, kernel_size, return_covariance)
 
 
 def _check_heatmaps(hm, is_float: bool) -> None:
@@ -128,7 +144,8 @@ def _check_heatmaps(hm, is_float: bool) -> None:
         raise ValueError(f"heatmaps: expected H >= 1 and W >= 1, got {describe(hm)}")
 
 
-def _decode(backend: Backend, hm, restore, method: str, kernel_size: int):
+def _decode(backend: Backend, hm, restore, method: str, kernel_size: int, return_covariance: bool = False,
+            want_spread: bool = False):
     """The NumPy fast path (the module docstring): NumPy arrays only since torch tensors go
     to :mod:`darkpose.codec.torch_decode`; chunked, with the border windows redone apart."""
     n, k, height, width = hm.shape
@@ -146,13 +163,104 @@ def _decode(backend: Backend, hm, restore, method: str, kernel_size: int):
     elif method in ("dark", "dark-reference") and len(x):
         R = kernel_size // 2 + 2
         blurred = _blurred_taps(backend, maps, blurred, recheck, index, x, y, height, width, kernel_size, R, method)
-        offset = _taylor_offsets(backend, blurred, maps, x, y, height, width, kernel_size, method)
+        offset, hessian = _taylor_offsets(backend, blurred, maps, x, y, height, width, kernel_size, method)
+        if want_spread:
+            return restore(_spread_matrix(backend.xp, hessian).reshape(n, k, 2, 2))
+        curvature = 0.5 * (hessian[0] + hessian[2])
+        spread = _initial_spread(backend.xp, curvature, kernel_size)
         if method == "dark":  # trust the quadratic model of P within 1.5 px of m
             offset = backend.xp.clip(offset, -DARK_MAX_STEP, DARK_MAX_STEP)
+            peak = (score > 0) & (curvature < 0)  # a maximum the Taylor step could refine
+            offset, spread = _fit_near_border(backend, maps, offset, spread, peak, index, x, y, height, width, R)
         coords += offset
     coords = backend.xp.where((score > 0)[:, None], coords, 0.0)
     coords = backend.astype(coords, backend.float32).reshape(n, k, 2)
-    return restore(coords), restore(backend.astype(score, backend.float32).reshape(n, k))
+    out = (restore(coords), restore(backend.astype(score, backend.float32).reshape(n, k)))
+    if return_covariance:
+        cov = _covariance(backend, maps, offset, spread, score, x, y, height, width, kernel_size // 2 + 2)
+        out += (restore(backend.astype(cov, backend.float32).reshape(n, k, 2, 2)),)
+    return out
+
+
+# --------------------------------------------------------------------------- the fit
+
+
+def modulated_spread(heatmaps: Any, method: str = "dark", blur_kernel: int = 11) -> Any:
+    """The spread -H^-1 (N, K, 2, 2) of the modulated map h' = G_k * h at its maximum, from
+    the Hessian H of P = log h' that the Taylor step uses (float32, the input's array type).
+
+    For a Gaussian of covariance sigma^2 I it is (sigma^2 + v) I, v = :func:`kernel_variance`;
+    decode's uncertainty starts its spread from it. NaN where H is singular.
+    """
+    if method not in ("dark", "dark-reference"):
+        raise ValueError(f"method: expected 'dark' or 'dark-reference', got {method!r}")
+    kernel_size = _check_kernel(blur_kernel)
+    if isinstance(heatmaps, torch.Tensor):
+        from darkpose.codec.torch_decode import decode_tensor
+
+        _check_heatmaps(heatmaps, heatmaps.is_floating_point())
+        return decode_tensor(heatmaps, method, kernel_size, want_spread=True)
+    backend, hm, restore = wrap(heatmaps, "heatmaps")
+    _check_heatmaps(hm, backend.is_float(hm))
+    with np.errstate(all="ignore"):
+        return _decode(backend, hm, restore, method, kernel_size, want_spread=True)
+
+
+def _spread_matrix(xp, hessian):
+    """-H^-1 (M, 2, 2) from (dxx, dxy, dyy), float32; NaN where det H = 0."""
+    dxx, dxy, dyy = hessian
+    det = dxx * dyy - dxy * dxy
+    inv = 1.0 / xp.where(det != 0, det, float("nan"))
+    rows = (xp.stack((-dyy * inv, dxy * inv), -1), xp.stack((dxy * inv, -dxx * inv), -1))
+    out = xp.stack(rows, -2)
+    return out.astype(np.float32) if xp is np else out.to(torch.float32)
+
+
+def kernel_variance(kernel_size: int) -> float:
+    """The variance sum t^2 G_k(t) of the modulation kernel, px^2: a Gaussian of variance s
+    blurred by it has variance s + this (sigma'^2 = sigma^2 + this)."""
+    kernel = gaussian_kernel(kernel_size)
+    t = np.arange(len(kernel)) - len(kernel) // 2
+    return float((t * t * kernel).sum())
+
+
+def _initial_spread(xp, curvature, kernel_size):
+    """sigma^2 of the raw map from the curvature (dxx + dyy) / 2 of P = log h' at m:
+    -1 / curvature - the kernel's variance; the kernel's variance (at least 1) where P is
+    not concave or the result is below 0.25 px^2."""
+    kvar = kernel_variance(kernel_size)
+    fallback = max(kvar, 1.0)
+    concave = curvature < 0
+    spread = -1.0 / xp.where(concave, curvature, -1.0) - kvar
+    return xp.where(concave & (spread >= 0.25) & xp.isfinite(spread), spread, fallback)
+
+
+def _fit_near_border(backend, maps, offset, spread, peak, index, x, y, height, width, R):
+    """"dark" near the border: the Gaussian fit of :mod:`darkpose.codec._gaussfit` for the
+    ``peak`` maps whose maximum lies within :data:`DARK_FIT_BAND` px of an edge (min(band, R))."""
+    band = min(DARK_FIT_BAND, R)
+    near = backend.constant(("near border", height, width, band), lambda: _near_border(height, width, band))
+    i = backend.nonzero(near[index] & peak)
+    if not len(i):
+        return offset, spread
+    window, inside = _centred_windows(backend, maps, i, x[i], y[i], height, width, R, np.float64)
+    u, s = _gaussfit.fit(np, window, inside, offset[i].T.astype(np.float64), spread[i].astype(np.float64),
+                         max_offset=DARK_MAX_STEP)
+    offset, spread = offset.copy(), spread.copy()
+    offset[i], spread[i] = u.T, s
+    return offset, spread
+
+
+def _covariance(backend, maps, offset, spread, score, x, y, height, width, R):
+    """(M, 2, 2) estimated covariance of the decoded offsets (:func:`_gaussfit.covariance`)."""
+    xp = backend.xp
+    cov = xp.zeros((len(x), 2, 2), dtype=maps.dtype)
+    cov[:, 0, 0] = cov[:, 1, 1] = np.inf
+    i = backend.nonzero(score > 0)
+    if len(i):
+        window, inside = _centred_windows(backend, maps, i, x[i], y[i], height, width, R, np.float64)
+        cov[i] = _gaussfit.covariance(xp, window, inside, offset[i].T.astype(np.float64), spread[i].astype(np.float64))
+    return cov
 
 
 # --------------------------------------------------------------------------- step 1
@@ -271,16 +379,8 @@ def _border_taps(backend, maps, i, x, y, height, width, kernel_size, R, method, 
     xp = backend.xp
     S = 2 * R + 1
     key = (width, height, kernel_size, R)
-    ints = backend.constant(("axis ints", *key), lambda: _axis_tables(*key)[0])
     pos = xp.stack((x, y + width))  # (2, B)
-    lines, fit, enough = _split_ints(ints[pos], S)
-    # read the window's rows (the edge row repeated) over the block of columns nearest to it,
-    # then pick its columns (the edge column repeated) from the block
-    block = min(S, width)
-    start = xp.clip(x - R, 0, width - block)
-    rows = (i * (height * width))[:, None] + lines[1] * width + start[:, None]  # (B, S)
-    win = backend.gather_rows(maps.reshape(-1), rows.reshape(-1), block).reshape(-1, S, block)
-    win = backend.take_along(win, (lines[0] - start[:, None])[:, None, :], 2)  # (B, S, S)
+    win, (_, fit, enough) = _read_windows(backend, maps, i, x, pos, height, width, R, key)
     if clean:
         win = xp.nan_to_num(win, nan=0.0, posinf=0.0, neginf=0.0)
     floats = backend.constant(("axis floats", *key), lambda: _axis_tables(*key)[1], win.dtype)[pos]
@@ -296,8 +396,30 @@ def _border_taps(backend, maps, i, x, y, height, width, kernel_size, R, method, 
     return grid.reshape(-1, 25)[:, taps].T
 
 
-def _split_ints(ints, S):
-    return ints[..., :S], ints[..., S : S + 3], ints[..., S + 3] > 0
+def _read_windows(backend, maps, i, x, pos, height, width, R, key):
+    """The windows (B, S, S) centred on the maxima of maps ``i``, the edge repeated outside
+    the frame, and the integer rows of :func:`_axis_tables` for them, split (lines, fit,
+    enough). ``pos`` (2, B) indexes the tables: x, and y + W."""
+    S = 2 * R + 1
+    ints = backend.constant(("axis ints", *key), lambda: _axis_tables(*key)[0])[pos]
+    lines, fit, enough = ints[..., :S], ints[..., S : S + 3], ints[..., S + 3] > 0
+    # read the window's rows (the edge row repeated) over the block of columns nearest to it,
+    # then pick its columns (the edge column repeated) from the block
+    block = min(S, width)
+    start = backend.xp.clip(x - R, 0, width - block)
+    rows = (i * (height * width))[:, None] + lines[1] * width + start[:, None]  # (B, S)
+    win = backend.gather_rows(maps.reshape(-1), rows.reshape(-1), block).reshape(-1, S, block)
+    return backend.take_along(win, (lines[0] - start[:, None])[:, None, :], 2), (lines, fit, enough)
+
+
+def _centred_windows(backend, maps, i, x, y, height, width, R, dtype):
+    """Windows (B, S, S) of ``dtype`` centred on the maxima of maps ``i``, non-finite values
+    read as 0, and which of their columns (0) and rows (1) lie inside the frame, (2, B, S)."""
+    pos = backend.xp.stack((x, y + width))
+    key = (width, height, 2 * (R - 2) + 1, R)  # the tables depend on the kernel through R only
+    win, _ = _read_windows(backend, maps, i, x, pos, height, width, R, key)
+    inside = backend.constant(("axis floats", *key), lambda: _axis_tables(*key)[1], dtype)[pos][..., : 2 * R + 1]
+    return backend.xp.nan_to_num(backend.astype(win, dtype), nan=0.0, posinf=0.0, neginf=0.0), inside
 
 
 def _continuation(backend, win, floats, fit, enough, R):
@@ -331,7 +453,8 @@ def _continuation(backend, win, floats, fit, enough, R):
 
 
 def _taylor_offsets(backend, blurred, maps, x, y, height, width, kernel_size, method):
-    """The Taylor step mu - m (M, 2) from the blurred taps (13, M)."""
+    """The Taylor step mu - m (M, 2) from the blurred taps (13, M), and the Hessian of P at
+    m as (dxx, dxy, dyy), each (M,)."""
     xp = backend.xp
     if method == "dark-reference":
         # h' <- h' * max(h) / max(h') changes P only through the clamp at 1e-10; max(h') <=
@@ -361,7 +484,7 @@ def _taylor_offsets(backend, blurred, maps, x, y, height, width, kernel_size, me
     # mu - m = -H^-1 g, with H^-1 = [[dyy, -dxy], [-dxy, dxx]] / det
     inv_det = xp.where(step, 1.0 / xp.where(step, det, 1.0), 0.0)
     offset = xp.stack(((dxy * dy - dyy * dx) * inv_det, (dxy * dx - dxx * dy) * inv_det), axis=-1)
-    return xp.nan_to_num(offset, nan=0.0, posinf=0.0, neginf=0.0)
+    return xp.nan_to_num(offset, nan=0.0, posinf=0.0, neginf=0.0), (dxx, dxy, dyy)
 
 
 # --------------------------------------------------------------------------- constants
@@ -453,4 +576,13 @@ def _check_kernel(size: Any) -> int:
     return int(size)
 
 
-__all__ = ["DARK_MAX_STEP", "DECODE_METHODS", "MAX_BLUR_KERNEL", "decode", "gaussian_kernel"]
+__all__ = [
+    "DARK_FIT_BAND",
+    "DARK_MAX_STEP",
+    "DECODE_METHODS",
+    "MAX_BLUR_KERNEL",
+    "decode",
+    "gaussian_kernel",
+    "kernel_variance",
+    "modulated_spread",
+]

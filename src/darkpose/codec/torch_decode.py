@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from darkpose.codec import _gaussfit
 from darkpose.codec.decoding import (  # the taps, constants and kernels are the NumPy path's
     _C,
     _LOG_FLOOR,
@@ -40,16 +41,23 @@ from darkpose.codec.decoding import (  # the taps, constants and kernels are the
     _YMM,
     _YP,
     _YPP,
+    DARK_FIT_BAND,
     DARK_MAX_STEP,
+    _initial_spread,
     _shifted_kernels,
+    _spread_matrix,
     gaussian_kernel,
 )
 
 __all__ = ["decode_tensor"]
 
 
-def decode_tensor(heatmaps: torch.Tensor, method: str = "dark", blur_kernel: int = 11):
-    """Decode heatmaps (N, K, H, W) to coords (N, K, 2) and scores (N, K), float32.
+def decode_tensor(
+    heatmaps: torch.Tensor, method: str = "dark", blur_kernel: int = 11, return_covariance: bool = False,
+    want_spread: bool = False,
+):
+    """Decode heatmaps (N, K, H, W) to coords (N, K, 2) and scores (N, K), float32, and with
+    ``return_covariance`` their covariance (N, K, 2, 2).
 
     The arguments are those of :func:`darkpose.codec.decode` and are not checked here (it
     does that, once): ``heatmaps`` a floating-point tensor of 4 dimensions, ``method`` one
@@ -73,19 +81,53 @@ def decode_tensor(heatmaps: torch.Tensor, method: str = "dark", blur_kernel: int
         coords = coords + _quarter_shift(flat, x, y, height, width)
     elif method in ("dark", "dark-reference"):
         # 2. the modulation h' = G_k * h at the 13 taps around m, (N, K, 13)
-        taps = _blurred_taps(flat, x, y, height, width, blur_kernel, method)
+        taps, window, inside = _blurred_taps(flat, x, y, height, width, blur_kernel, method)
         # 3. P = log h'
         if method == "dark-reference":
             log_taps = _reference_log(flat, taps, height, width, blur_kernel)
         else:
             log_taps = torch.log(torch.maximum(taps, taps[..., _C : _C + 1].clamp(min=0.0) * _LOG_FLOOR))
         # 4. the Taylor step mu = m - H^-1 g
-        offset = _taylor_step(log_taps, taps[..., _C], x, y, height, width, method)
+        offset, hessian = _taylor_step(log_taps, taps[..., _C], x, y, height, width, method)
+        if want_spread:  # darkpose.codec.modulated_spread
+            return _spread_matrix(torch, hessian)
+        curvature = 0.5 * (hessian[0] + hessian[2])
+        spread = _initial_spread(torch, curvature, blur_kernel)
         if method == "dark":
             offset = offset.clamp(-DARK_MAX_STEP, DARK_MAX_STEP)
+            R = blur_kernel // 2 + 2
+            band = min(DARK_FIT_BAND, R)
+            near = (x < band) | (x >= width - band) | (y < band) | (y >= height - band)
+            fit = near & (score > 0) & (curvature < 0)
+            if _needed(fit):
+                offset, spread = _fit(window, inside, offset, spread, fit)
         coords = coords + offset
     coords = torch.where((score > 0)[..., None], coords, 0.0)
-    return coords.to(torch.float32), score.to(torch.float32)
+    out = (coords.to(torch.float32), score.to(torch.float32))
+    if return_covariance:
+        cov = _gaussfit.covariance(torch, window.flatten(0, 1).double(), inside.flatten(1, 2).double(),
+                                   offset.flatten(0, 1).T.double(), spread.flatten().double())
+        known = (score > 0).flatten()[:, None, None]
+        unknown = torch.tensor([[float("inf"), 0.0], [0.0, float("inf")]], dtype=cov.dtype, device=cov.device)
+        cov = torch.where(known, cov, unknown).unflatten(0, score.shape)
+        out += (cov.to(torch.float32),)
+    return out
+
+
+def _fit(window, inside, offset, spread, fit):
+    """The "dark" Gaussian fit (:mod:`darkpose.codec._gaussfit`) for the maps where ``fit``
+    holds: in a trace every map is fitted and the mask selects; eagerly, only those maps."""
+    shape, dtype = fit.shape, offset.dtype  # the fit runs in float64 (as the NumPy path's)
+    window, inside = window.flatten(0, 1).double(), inside.flatten(1, 2).double()
+    offset, spread, fit = offset.flatten(0, 1).double(), spread.flatten().double(), fit.flatten()
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        u, s = _gaussfit.fit(torch, window, inside, offset.T, spread, max_offset=DARK_MAX_STEP, stop_early=False)
+        offset, spread = torch.where(fit[:, None], u.T, offset), torch.where(fit, s, spread)
+    else:
+        i = fit.nonzero()[:, 0]
+        u, s = _gaussfit.fit(torch, window[i], inside[:, i], offset[i].T, spread[i], max_offset=DARK_MAX_STEP)
+        offset, spread = offset.index_put((i,), u.T), spread.index_put((i,), s)
+    return offset.unflatten(0, shape).to(dtype), spread.unflatten(0, shape).to(dtype)
 
 
 def _needed(mask: torch.Tensor) -> bool:
@@ -114,7 +156,9 @@ def _quarter_shift(flat, x, y, height, width):
 
 
 def _blurred_taps(flat, x, y, height, width, kernel_size, method):
-    """h' = G_k * h at the 13 taps around each maximum, (N, K, 13)."""
+    """h' = G_k * h at the 13 taps around each maximum, (N, K, 13); the window (N, K, S, S)
+    centred on it, non-finite values read as 0; which of its columns (0) and rows (1) lie
+    inside the frame, (2, N, K, S)."""
     R = kernel_size // 2 + 2
     S = 2 * R + 1
     offsets = torch.arange(-R, R + 1, device=flat.device)
@@ -132,7 +176,7 @@ def _blurred_taps(flat, x, y, height, width, kernel_size, method):
     shifted = torch.as_tensor(_shifted_kernels(kernel_size, R), dtype=flat.dtype, device=flat.device)
     grid = (shifted * factor_y[..., None, :]) @ window @ (shifted.T * factor_x[..., :, None])  # [dy, dx]
     cells = torch.tensor([5 * (dy + 2) + dx + 2 for dx, dy in _TAPS], device=flat.device)
-    return grid.flatten(-2)[..., cells]
+    return grid.flatten(-2)[..., cells], window, torch.stack((inside_x, inside_y))
 
 
 def _continuation(window, x, y, inside_x, inside_y, height, width, kernel_size, R):
@@ -202,7 +246,8 @@ def _band(length: int, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def _taylor_step(p, centre, x, y, height, width, method):
-    """The Taylor step mu - m (N, K, 2) from P at the 13 taps (N, K, 13)."""
+    """The Taylor step mu - m (N, K, 2) from P at the 13 taps (N, K, 13), and the Hessian
+    of P at m as (dxx, dxy, dyy), each (N, K)."""
     def tap(i):
         return p[..., i]
 
@@ -219,5 +264,5 @@ def _taylor_step(p, centre, x, y, height, width, method):
     # mu - m = -H^-1 g, with H^-1 = [[dyy, -dxy], [-dxy, dxx]] / det
     inv_det = torch.where(step, 1.0 / torch.where(step, det, 1.0), 0.0)
     offset = torch.stack(((dxy * dy - dyy * dx) * inv_det, (dxy * dx - dxx * dy) * inv_det), dim=-1)
-    return torch.where(torch.isfinite(offset), offset, 0.0)
+    return torch.where(torch.isfinite(offset), offset, 0.0), (dxx, dxy, dyy)
 
