@@ -99,10 +99,10 @@ def test_flip_test_of_a_hourglass_in_training_mode_uses_the_last_stack():
     torch.testing.assert_close(out, expected)
 
 
-@pytest.mark.parametrize(("convention", "offset", "tolerance"),
-                         [("darkpose", 0.0, 1e-4), ("hrnet", 0.125, 2e-3)])
+@pytest.mark.parametrize(("convention", "offset", "tolerance", "y_tolerance"),
+                         [("darkpose", 0.0, 1e-4, 1e-5), ("hrnet", 0.125, 2e-3, 0.02)])
 def test_flip_test_of_perfect_heatmaps_lands_where_the_plain_test_does(
-    coco_mini, convention, offset, tolerance
+    coco_mini, convention, offset, tolerance, y_tolerance
 ):
     """A model returning the encoded ground truth of its input (and of the mirrored input)
     decodes to the same coordinates with and without flip test under darkpose. Under hrnet
@@ -122,9 +122,12 @@ def test_flip_test_of_perfect_heatmaps_lands_where_the_plain_test_does(
     inside = (ds.keypoints[..., 2] > 0) & (plain.keypoints[..., 2] > 0.5)
     dx, dy = (flipped_hm - plain_hm)[inside].T
     # measured mean dx: darkpose 0.0000, hrnet 0.1257 heatmap px (without the shift: 0.5008
-    # under darkpose, -0.3748 under hrnet); |dy| at most 1.9e-6
+    # under darkpose, -0.3748 under hrnet); |dy| at most 1.9e-6 under darkpose. Under hrnet
+    # 0.014 (measured): the averaged map is the mean of two Gaussians 1/4 px apart, a little
+    # wider in x than in y, and within 4 px of the top or bottom edge "dark"'s isotropic
+    # Gaussian fit trades that spread against the y position
     assert abs(dx.mean() - offset) < tolerance
-    assert np.abs(dy).max() < 1e-5
+    assert np.abs(dy).max() < y_tolerance
     if convention == "darkpose":
         assert np.abs(dx).max() < 1e-4  # measured 2e-5 (float32 decode)
 
@@ -150,9 +153,10 @@ def test_perfect_heatmaps_through_the_test_loop(coco_mini):
     np.testing.assert_array_equal(preds.image_ids, ds.image_ids)
     labelled = ds.keypoints[..., 2] > 0
     err = np.linalg.norm(preds.keypoints[..., :2] - ds.keypoints[..., :2], axis=-1)[labelled]
-    # sigma 1 targets decoded with the 128x96 blur kernel 3: median 0.0497 image px
+    # sigma 1 targets decoded with the 128x96 blur kernel 3: median 0.0484 image px (0.0497
+    # before the border fit, exact within 3 px of the edge)
     # (with kernel 11 it would be 4e-5 px, the AP the same)
-    assert np.median(err) == pytest.approx(0.0497, abs=5e-4)
+    assert np.median(err) == pytest.approx(0.0484, abs=5e-4)
     # the oracle's scoring (no NMS, every score 1): benchmarks/oracle.json 96x128 unbiased+dark
     results = keypoint_results(preds.keypoints, preds.image_ids, nms="none", rescoring=False)
     assert evaluate_coco(results, ds.ann_file)["AP"] == pytest.approx(0.9920216440248676, abs=1e-9)

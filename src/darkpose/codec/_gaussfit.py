@@ -25,6 +25,7 @@ FIT_ITERATIONS = 5  # Gauss-Newton steps from the decode's estimate (docs/codec.
 _MIN_SPREAD = 0.1  # px^2: bounds on sigma^2 during the fit
 _MAX_SPREAD = 400.0
 _CONVERGED = 1e-6  # px: the fit stops when no offset moves by this much
+SETTLED = 1e-2  # px: a fit whose last step is longer is not used
 
 
 def _moments(xp, t, u, s, inside):
@@ -101,8 +102,12 @@ def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: 
     normal matrix is positive definite and the step finite; each moves u by at most 1 px
     per axis and s by a factor of at most 2; ``max_offset`` bounds |u| per axis.
     ``stop_early``: stop once no step moves u by 1e-6 px or more (not in a trace, whose
-    graph holds every iteration). Returns the new (u, s).
+    graph holds every iteration). Returns the new (u, s) where the fit settled (its last
+    step moved u by less than :data:`SETTLED` px), and the start elsewhere: on maps that are
+    not one Gaussian the iteration can wander, and its answer is then not to be trusted.
     """
+    u0, s0 = u, s
+    step = xp.zeros_like(u)
     t = _axis(xp, window)
     for _ in range(iterations):
         X, Y, D = _normal_equations(xp, window, inside, t, u, s)
@@ -118,7 +123,8 @@ def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: 
         u = u + step
         if stop_early and float(abs(step).max()) < _CONVERGED:
             break
-    return u, s
+    settled = (abs(step) < SETTLED).all(0)
+    return xp.where(settled, u, u0), xp.where(settled, s, s0)
 
 
 def covariance(xp, window, inside, u, s) -> Any:
