@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from darkpose.codec import decode, encode, kernel_variance, modulated_spread
+from darkpose.codec import decode, encode, kernel_variance, modulated_spread, position_bound
 
 SIZE = (48, 64)  # W, H
 
@@ -82,3 +82,20 @@ def test_return_covariance_bad_input():
         decode(maps, "dark", return_covariance=1)
     with pytest.raises(ValueError, match="method: expected 'dark' or 'dark-reference'"):
         modulated_spread(maps, "shift")
+
+
+@pytest.mark.parametrize(("sigma", "kernel"), [(2.0, 11), (1.0, 3)])
+def test_dark_reaches_the_bound_of_a_decoder_told_neither_sigma_nor_amplitude_at_the_border(sigma, kernel):
+    """Within 4 px of an edge "dark" fits a Gaussian: its RMS error on the axis normal to the
+    edge is within 1.1x the Cramér-Rao bound with the amplitude and sigma unknown."""
+    rng = np.random.default_rng(5)
+    noise, n = 0.05, 800
+    for lo, hi in [(0.0, 1.0), (1.0, 2.0), (2.0, 4.0)]:
+        d = rng.uniform(lo, hi, n)
+        positions = np.stack((d, rng.uniform(8.0, SIZE[1] - 9.0, n)), -1)  # x normal to the left edge
+        heatmaps = _maps(positions, sigma, noise, seed=int(10 * lo))
+        error = decode(heatmaps, "dark", kernel)[0][:, 0, 0] - positions[:, 0]
+        bound = position_bound(positions, SIZE, sigma, noise=noise, unknown=("amplitude", "sigma"))[:, 0, 0]
+        ratio = np.sqrt((error**2).mean() / bound.mean())
+        # measured 0.96-1.05 (the continuation alone: 1.07-4.2)
+        assert ratio < 1.1, (lo, hi, ratio)

@@ -3,6 +3,7 @@
 Pure array code: NumPy arrays or torch tensors in, the same type out. Knows no images.
 """
 
+from darkpose.codec.bounds import interior_variance, position_bound
 from darkpose.codec.decoding import (
     DARK_FIT_BAND,
     DARK_MAX_STEP,
@@ -25,6 +26,8 @@ __all__ = [
     "decode",
     "encode",
     "gaussian_kernel",
+    "interior_variance",
     "kernel_variance",
     "modulated_spread",
+    "position_bound",
 ]
