@@ -25,7 +25,7 @@ FIT_ITERATIONS = 5  # Gauss-Newton steps from the decode's estimate (docs/codec.
 _MIN_SPREAD = 0.1  # px^2: bounds on sigma^2 during the fit
 _MAX_SPREAD = 400.0
 _CONVERGED = 1e-6  # px: the fit stops when no offset moves by this much
-SETTLED = 1e-2  # px: a fit whose last step is longer is not used
+SETTLED = 0.05  # px: a fit whose last step is longer is not used
 
 
 def _moments(xp, t, u, s, inside):
