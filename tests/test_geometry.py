@@ -363,6 +363,8 @@ def test_transform_covariances_rotation_and_scale():
     a = np.array([[[0.0, -2.0, 5.0], [2.0, 0.0, -3.0]]])
     cov = np.array([[[[1.0, 0.5], [0.5, 4.0]]]])
     np.testing.assert_allclose(g.transform_covariances(cov, a), [[[[16.0, -2.0], [-2.0, 4.0]]]], atol=1e-12)
+    shear = np.array([[[1.0, 2.0, 0.0], [0.0, 1.0, 0.0]]])  # x' = x + 2y: A I A^T, not A^T I A
+    np.testing.assert_allclose(g.transform_covariances(np.eye(2)[None, None], shear), [[[[5.0, 2.0], [2.0, 1.0]]]])
     # the crop affine round trip gives the input back
     fwd = g.crop_affine([100.0, 80.0], [1.2, 1.6], 30.0, (48, 64))
     back = g.transform_covariances(g.transform_covariances(cov, fwd), g.invert_affine(fwd))
