@@ -1,6 +1,7 @@
 """Keypoints of the persons in your own images: :class:`Predictor`.
 
     Predictor(checkpoint, config=None, device="cpu")           a model and its experiment config
+    Predictor(..., covariance=True)                            also PosePrediction.covariance (image px^2)
     Predictor.from_model(model, config)                        the same from a model in memory
     predictor.predict(image, boxes=None)                       -> PosePrediction
     predictor.predict_many(images, boxes_list)                 -> [PosePrediction, ...]

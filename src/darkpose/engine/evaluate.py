@@ -8,6 +8,7 @@ The same code serves ``darkpose test``, validation during training, the oracle
     flip_test(model, images, flip_pairs, shift)          -> heatmaps (N, K, h, w)
     crop_heatmaps(model, images, cfg, flip_pairs)        -> heatmaps, flip test or not
     heatmaps_to_keypoints(heatmaps, affines, cfg)        -> keypoints (N, K, 3), image pixels
+        (return_covariance=True: and covariance (N, K, 2, 2), image px^2)
     predict(model, dataset, cfg, device=...)             -> Predictions (image pixels)
     evaluate(model, cfg, device=...)                     -> {"AP": ..., ...} or PCKh rows
 
