@@ -355,3 +355,30 @@ def test_flip_index_is_the_one_definition():
     assert mpii.flip_index()[[0, 10, 13]].tolist() == [5, 15, 12]
     with pytest.raises(ValueError, match=r"flip pair \(1, 17\) out of range for 17"):
         g.flip_index(17, [(1, 17)])
+
+
+def test_transform_covariances_rotation_and_scale():
+    # a 90 degree turn and a zoom of 2 (translation ignored): x' = -2y, y' = 2x, so
+    # var x' = 4 var y, var y' = 4 var x, cov' = -4 cov
+    a = np.array([[[0.0, -2.0, 5.0], [2.0, 0.0, -3.0]]])
+    cov = np.array([[[[1.0, 0.5], [0.5, 4.0]]]])
+    np.testing.assert_allclose(g.transform_covariances(cov, a), [[[[16.0, -2.0], [-2.0, 4.0]]]], atol=1e-12)
+    shear = np.array([[[1.0, 2.0, 0.0], [0.0, 1.0, 0.0]]])  # x' = x + 2y: A I A^T, not A^T I A
+    np.testing.assert_allclose(g.transform_covariances(np.eye(2)[None, None], shear), [[[[5.0, 2.0], [2.0, 1.0]]]])
+    # the crop affine round trip gives the input back
+    fwd = g.crop_affine([100.0, 80.0], [1.2, 1.6], 30.0, (48, 64))
+    back = g.transform_covariances(g.transform_covariances(cov, fwd), g.invert_affine(fwd))
+    np.testing.assert_allclose(back, cov, atol=1e-10)
+
+
+def test_transform_covariances_unknown_stays_unknown():
+    a = np.array([[[0.6, -0.8, 1.0], [0.8, 0.6, 2.0]]])
+    inf = np.inf
+    cov = np.array([[[[inf, 0.0], [0.0, inf]], [[1.0, 0.0], [0.0, inf]], [[1.0, np.nan], [np.nan, 1.0]],
+                     [[2.0, 0.0], [0.0, 2.0]]]])
+    out = g.transform_covariances(cov, a)
+    assert not np.isnan(out).any()
+    assert np.isinf(out[0, :3, [0, 1], [0, 1]]).all() and (out[0, :3, [0, 1], [1, 0]] == 0).all()
+    np.testing.assert_allclose(out[0, 3], 2.0 * np.eye(2), atol=1e-12)  # isotropic through a rotation
+    with pytest.raises(ValueError, match="covariances must be"):
+        g.transform_covariances(np.zeros((1, 2, 3)), a)

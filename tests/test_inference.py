@@ -223,3 +223,41 @@ def test_an_exported_graph_predicts_what_the_model_does(coco_mini, tmp_path, wit
             onnx_predictor.predict(photo, boxes, return_heatmaps=True)
         with pytest.raises(ValueError, match=f"{path}: the graph has flip_test={flip_test} inside"):
             darkpose.Predictor(path, flip_test=not flip_test)
+
+
+def test_the_covariance_is_decodes_carried_to_image_pixels(coco_mini, experiment):
+    from darkpose.codec import decode
+    from darkpose.config import blur_kernel
+
+    cfg, ckpt = experiment
+    photo = coco_mini / "train2017" / "000000370162.jpg"
+    boxes = [[10, 20, 120, 300], [300, 50, 200, 350]]
+    plain = darkpose.Predictor(ckpt).predict(photo, boxes)
+    assert plain.covariance is None
+    with_cov = darkpose.Predictor(ckpt, covariance=True)
+    got = with_cov.predict(photo, boxes, return_heatmaps=True)
+    np.testing.assert_array_equal(got.keypoints, plain.keypoints)  # the same decode
+    assert got.covariance.shape == (2, 17, 2, 2) and got.covariance.dtype == np.float32
+    _, _, cov = decode(got.heatmaps, cfg.test.decode, blur_kernel(cfg), return_covariance=True)
+    lin = got.heatmap_to_image[:, None, :, :2]  # image = A heatmap + t: A C A^T
+    want = np.einsum("nkij,nkjl,nkml->nkim", np.broadcast_to(lin, cov.shape), cov.astype(np.float64),
+                     np.broadcast_to(lin, cov.shape))
+    known = np.isfinite(cov).all(axis=(-2, -1))
+    assert known.sum() > 20  # measured 31 of 34 known on these random weights
+    np.testing.assert_allclose(got.covariance[known], want[known], rtol=1e-5)
+    assert np.isinf(got.covariance[~known][:, [0, 1], [0, 1]]).all()
+    # a heatmap pixel is 25-40 image pixels here: measured at least 649x the heatmap variance
+    assert (got.covariance[known][:, 0, 0] > 300 * cov[known][:, 0, 0]).all()
+    empty = with_cov.predict(photo, [])
+    assert empty.covariance.shape == (0, 17, 2, 2)
+
+
+def test_covariance_needs_a_dark_decode_and_heatmaps(coco_mini, experiment, tmp_path):
+    cfg, ckpt = experiment
+    with pytest.raises(ValueError, match="covariance=True: needs test.decode 'dark' or 'dark-reference'.*'argmax'"):
+        darkpose.Predictor(ckpt, decode="argmax", covariance=True)
+    export = pytest.importorskip("darkpose.export")
+    torch.manual_seed(0)
+    path = export.export_onnx(build_model("hrnet_tiny", 17), cfg, tmp_path / "coords.onnx", with_decode=True)
+    with pytest.raises(ValueError, match=f"{path}: covariance=True needs the heatmaps.*export a heatmaps graph"):
+        darkpose.Predictor(path, covariance=True)

@@ -197,3 +197,29 @@ def test_bad_inputs_are_one_line_naming_the_file(checkpoint, tmp_path, capsys):
     assert main([*base, "--input", str(image), "--boxes", str(boxes)]) == 1
     assert f"skipped {image}: no image id: with --boxes the image files are named" in capsys.readouterr().err
 
+
+
+def test_predict_covariance_field(checkpoint, photos, tmp_path):
+    from darkpose.commands.predict import covariance_entries
+
+    folder, boxes, _, dets = photos
+    base = ["predict", "--checkpoint", str(checkpoint), "--input", str(folder), "--boxes", str(boxes),
+            "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*base, "--out", str(tmp_path / "cov"), "--covariance"]) == 0
+    plain = json.loads((tmp_path / "plain" / "results.json").read_text())
+    rows = json.loads((tmp_path / "cov" / "results.json").read_text(),
+                      parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert all("keypoint_covariance" not in r for r in plain)
+    assert [r["keypoints"] for r in rows] == [r["keypoints"] for r in plain] and len(rows) == len(dets)
+    for r in rows:
+        cov = r["keypoint_covariance"]
+        assert len(cov) == 3 * 17
+        for var_x, cov_xy, var_y in zip(cov[::3], cov[1::3], cov[2::3], strict=True):
+            assert (var_x is None) == (cov_xy is None) == (var_y is None)
+            if var_x is not None:
+                assert var_x > 0 and var_y > 0 and cov_xy**2 <= var_x * var_y
+    # an unknown keypoint is null, a known one its three numbers
+    inf = np.inf
+    entries = covariance_entries(np.array([[[inf, 0.0], [0.0, inf]], [[4.0, -1.0], [-1.0, 9.0]]], np.float32))
+    assert entries == [None, None, None, 4.0, -1.0, 9.0]

@@ -353,6 +353,38 @@ def transform_points(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return np.einsum("...kj,...ij->...ki", points, lin) + affine[..., None, :, 2]
 
 
+def transform_covariances(covariances: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Carry 2x2 covariances through affine maps: C' = A C A^T, A the linear part.
+
+    The covariance of a point's error follows the point through the map (the translation
+    has no effect on it). An unknown covariance (any non-finite entry, as decode writes an
+    infinite variance) stays unknown: infinite variances and 0 covariance, never NaN.
+
+    Parameters
+    ----------
+    covariances : (N, K, 2, 2) array (or (..., K, 2, 2) with matching leading axes),
+        [[var x, cov], [cov, var y]].
+    affine : (N, 2, 3) array (or (..., 2, 3)).
+
+    Returns
+    -------
+    (N, K, 2, 2) float64
+    """
+    cov = np.asarray(covariances, dtype=np.float64)
+    affine = np.asarray(affine, dtype=np.float64)
+    if cov.ndim < 3 or cov.shape[-2:] != (2, 2):
+        raise ValueError(f"covariances must be (..., K, 2, 2), got shape {cov.shape}")
+    if affine.shape[-2:] != (2, 3):
+        raise ValueError(f"affine must be (..., 2, 3), got shape {affine.shape}")
+    lin = affine[..., None, :, :2]
+    known = np.isfinite(cov).all(axis=(-2, -1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = lin @ np.where(known[..., None, None], cov, 0.0) @ np.swapaxes(lin, -1, -2)
+    known = known & np.isfinite(out).all(axis=(-2, -1))
+    unknown = np.array([[np.inf, 0.0], [0.0, np.inf]])
+    return np.where(known[..., None, None], out, unknown)
+
+
 def flip_index(num_keypoints: int, flip_pairs: Sequence[Sequence[int]]) -> np.ndarray:
     """(K,) index that swaps left and right keypoints: ``keypoints[..., flip_index(K, pairs), :]``.
 

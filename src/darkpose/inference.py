@@ -1,6 +1,7 @@
 """Keypoints of the persons in your own images: :class:`Predictor`.
 
     Predictor(checkpoint, config=None, device="cpu")           a model and its experiment config
+    Predictor(..., covariance=True)                            also PosePrediction.covariance (image px^2)
     Predictor.from_model(model, config)                        the same from a model in memory
     predictor.predict(image, boxes=None)                       -> PosePrediction
     predictor.predict_many(images, boxes_list)                 -> [PosePrediction, ...]
@@ -58,6 +59,10 @@ class PosePrediction:
     heatmap_to_image : (P, 2, 3) float64, each crop's affine from heatmap to image pixels
     heatmaps : (P, K, h, w) float32 NumPy array (flip-averaged when flip test is on), or
         None unless asked for
+    covariance : (P, K, 2, 2) float32, the estimated covariance of each keypoint's error in
+        image px^2, [[var x, cov], [cov, var y]] (infinite variances and 0 covariance where
+        unknown; docs/inference.md, "Uncertainty"), or None unless the predictor was built
+        with ``covariance=True``
     """
 
     keypoints: np.ndarray
@@ -65,6 +70,7 @@ class PosePrediction:
     box_scores: np.ndarray
     heatmap_to_image: np.ndarray
     heatmaps: np.ndarray | None = None
+    covariance: np.ndarray | None = None
 
 
 # -- the experiment: config and weights ------------------------------------------------
@@ -253,6 +259,11 @@ class Predictor:
         Override ``test.decode`` (:data:`darkpose.codec.DECODE_METHODS`).
     overrides : sequence of "key=value"
         Any other config overrides (``--set``), e.g. ``test.batch_size=8``.
+    covariance : bool
+        Also give each keypoint's error covariance in image pixels
+        (:attr:`PosePrediction.covariance`), from the same decode. A setting of the
+        predictor, like ``decode``, which it needs to be "dark" or "dark-reference"; not for
+        an ONNX graph with the decode inside (it gives no heatmaps).
 
     Attributes
     ----------
@@ -267,7 +278,8 @@ class Predictor:
     ------
     ValueError
         A checkpoint of another model or another number of keypoints than the config's
-        metadata (naming the file); a bad config.
+        metadata (naming the file); a bad config; ``covariance=True`` with another decode
+        than "dark"/"dark-reference" or with a graph that decodes inside.
     FileNotFoundError
         No checkpoint file.
     """
@@ -281,21 +293,23 @@ class Predictor:
         flip_test: bool | None = None,
         decode: str | None = None,
         overrides: Sequence[str] = (),
+        covariance: bool = False,
     ) -> None:
         from darkpose.data import load_metadata
         from darkpose.engine.model import build_model_from_config
 
         self._onnx = None
         if Path(checkpoint).suffix.lower() == ".onnx":
-            self._setup_onnx(Path(checkpoint), config, device, flip_test, decode, overrides)
+            self._setup_onnx(Path(checkpoint), config, device, flip_test, decode, overrides, covariance)
             return
         cfg = experiment_config(checkpoint, config, _overrides(flip_test, decode, overrides))
+        _check_covariance(covariance, cfg)
         metadata = load_metadata(cfg.data.metadata)
         model = build_model_from_config(cfg, metadata.num_keypoints)
         load_weights(model, checkpoint, cfg, metadata.num_keypoints)
-        self._setup(model, cfg, device)
+        self._setup(model, cfg, device, covariance)
 
-    def _setup_onnx(self, path: Path, config, device, flip_test, decode, overrides) -> None:
+    def _setup_onnx(self, path: Path, config, device, flip_test, decode, overrides, covariance) -> None:
         """A graph of ``darkpose export`` (:class:`darkpose.export.OnnxPoseModel`) in place
         of the model. Its config is ``config`` or the one the file stores. A heatmap graph
         runs where the model would (flip test around it unless the graph has it inside); a
@@ -306,6 +320,9 @@ class Predictor:
 
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if torch.device(device).type == "cuda" else None
         onnx = OnnxPoseModel(path, providers=providers)
+        if covariance and onnx.outputs == "coords":
+            raise ValueError(f"{path}: covariance=True needs the heatmaps, and this graph decodes inside and "
+                             "outputs coordinates; export a heatmaps graph (darkpose export without the decode)")
         if config is None:
             if onnx.config is None:
                 raise ValueError(f"{path}: the graph stores no config; give the experiment: "
@@ -326,8 +343,9 @@ class Predictor:
         if tuple(cfg.input.image_size) != tuple(onnx.input_size):
             raise ValueError(f"{path}: the graph takes {onnx.input_size[0]}x{onnx.input_size[1]} (W x H) "
                              f"images, input.image_size is {tuple(cfg.input.image_size)}")
+        _check_covariance(covariance, cfg)
         self._onnx = onnx
-        self._setup(_OnnxHeatmaps(onnx), cfg, "cpu")
+        self._setup(_OnnxHeatmaps(onnx), cfg, "cpu", covariance)
         if onnx.flip_test:  # flipped inside the graph, not again around it
             self._heatmap_config = apply_overrides(cfg, ["test.flip_test=false"])
 
@@ -341,15 +359,18 @@ class Predictor:
         flip_test: bool | None = None,
         decode: str | None = None,
         overrides: Sequence[str] = (),
+        covariance: bool = False,
     ) -> Predictor:
         """A predictor of a model in memory (put in eval mode and moved to ``device``: the
         caller's module itself, not a copy) with the experiment ``config``."""
         self = cls.__new__(cls)
         self._onnx = None
-        self._setup(model, experiment_config(None, config, _overrides(flip_test, decode, overrides)), device)
+        cfg = experiment_config(None, config, _overrides(flip_test, decode, overrides))
+        _check_covariance(covariance, cfg)
+        self._setup(model, cfg, device, covariance)
         return self
 
-    def _setup(self, model: torch.nn.Module, cfg: Config, device) -> None:
+    def _setup(self, model: torch.nn.Module, cfg: Config, device, covariance: bool = False) -> None:
         from darkpose.data import load_metadata
 
         self.config = cfg
@@ -357,6 +378,7 @@ class Predictor:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval() if isinstance(model, torch.nn.Module) else model
         self._heatmap_config = cfg
+        self.covariance = covariance
         self.transform = transform_config(cfg, "none")
         width, height = self.transform.image_size
         self._aspect = width / height
@@ -438,13 +460,14 @@ class Predictor:
                 for j in range(len(xywh)):
                     yield _Person(i, pixels[j], affines[j])
 
-        keypoints, affines, heatmaps, owners = self._run(persons(), return_heatmaps)
+        keypoints, affines, heatmaps, covariance, owners = self._run(persons(), return_heatmaps)
         out = []
         for i in range(n):
             mine = owners == i
             out.append(PosePrediction(
                 keypoints=keypoints[mine], boxes=used_boxes[i], box_scores=used_scores[i],
                 heatmap_to_image=affines[mine], heatmaps=heatmaps[mine] if return_heatmaps else None,
+                covariance=covariance[mine] if self.covariance else None,
             ))
         return out
 
@@ -469,17 +492,18 @@ class Predictor:
     def _run(self, persons: Iterable[_Person], return_heatmaps: bool):
         """Batches of ``test.batch_size`` crops through the model and the decode:
         keypoints (N, K, 3), heatmap_to_image (N, 2, 3), heatmaps (N, K, h, w) or None,
-        owners (N,) image indices."""
+        covariance (N, K, 2, 2) or None, owners (N,) image indices."""
         size = self.config.test.batch_size
-        keypoints, affines, heatmaps, owners = [], [], [], []
+        keypoints, affines, heatmaps, covariances, owners = [], [], [], [], []
         batch: list[_Person] = []
 
         def flush() -> None:
             affine = np.stack([p.heatmap_to_image for p in batch])
-            kp, hm = self.run_crops(np.stack([p.pixels for p in batch]), affine, return_heatmaps)
+            kp, hm, cov = self._run_batch(np.stack([p.pixels for p in batch]), affine, return_heatmaps)
             keypoints.append(kp)
             affines.append(affine)
             heatmaps.append(hm)
+            covariances.append(cov)
             owners.extend(p.image for p in batch)
             batch.clear()
 
@@ -493,9 +517,10 @@ class Predictor:
         if not keypoints:
             w, h = self.transform.heatmap_size
             return (np.zeros((0, k, 3)), np.zeros((0, 2, 3)), np.zeros((0, k, h, w), np.float32),
-                    np.zeros(0, dtype=np.int64))
+                    np.zeros((0, k, 2, 2), np.float32), np.zeros(0, dtype=np.int64))
         hm = np.concatenate(heatmaps) if return_heatmaps else None
-        return np.concatenate(keypoints), np.concatenate(affines), hm, np.asarray(owners, dtype=np.int64)
+        cov = np.concatenate(covariances) if self.covariance else None
+        return np.concatenate(keypoints), np.concatenate(affines), hm, cov, np.asarray(owners, dtype=np.int64)
 
     def run_crops(
         self, pixels: np.ndarray, heatmap_to_image: np.ndarray, return_heatmaps: bool = False
@@ -506,7 +531,13 @@ class Predictor:
         pixels (N, 3, H, W) float32, heatmap_to_image (N, 2, 3) -> keypoints (N, K, 3)
         float64 in image pixels, heatmaps (N, K, h, w) float32 NumPy or None
         """
+        return self._run_batch(pixels, heatmap_to_image, return_heatmaps)[:2]
+
+    def _run_batch(self, pixels: np.ndarray, heatmap_to_image: np.ndarray, return_heatmaps: bool):
+        """:meth:`run_crops` and the covariance (N, K, 2, 2) float32 image px^2, or None
+        unless ``self.covariance``."""
         onnx = self._onnx
+        covariance = None
         if onnx is not None and onnx.outputs == "coords":
             if return_heatmaps:
                 raise ValueError(f"{onnx.path}: a graph with the decode inside gives no heatmaps")
@@ -518,14 +549,26 @@ class Predictor:
         else:
             images = torch.from_numpy(pixels).to(self.device)
             hm = crop_heatmaps(self.model, images, self._heatmap_config, self.metadata.flip_pairs)
-            keypoints = heatmaps_to_keypoints(hm, heatmap_to_image, self.config)
+            if self.covariance:
+                keypoints, covariance = heatmaps_to_keypoints(hm, heatmap_to_image, self.config,
+                                                              return_covariance=True)
+            else:
+                keypoints = heatmaps_to_keypoints(hm, heatmap_to_image, self.config)
             heatmaps = hm.float().cpu().numpy() if return_heatmaps else None
         k = self.metadata.num_keypoints
         if keypoints.shape[1] != k:
             source = onnx.path if onnx is not None else "the model"
             raise ValueError(f"{source}: gives {keypoints.shape[1]} keypoints, data.metadata="
                              f"{self.config.data.metadata!r} has {k}")
-        return keypoints, heatmaps
+        return keypoints, heatmaps, covariance
+
+
+def _check_covariance(covariance, cfg: Config) -> None:
+    if not isinstance(covariance, bool):
+        raise ValueError(f"covariance: expected True or False, got {covariance!r}")
+    if covariance and cfg.test.decode not in ("dark", "dark-reference"):
+        raise ValueError(f"covariance=True: needs test.decode 'dark' or 'dark-reference' (the Gaussian model "
+                         f"of the peak), got {cfg.test.decode!r}")
 
 
 class _OnnxHeatmaps:

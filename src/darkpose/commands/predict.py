@@ -16,7 +16,9 @@ Written into ``--out``:
   detection file's, else the index of the image in sorted file order, or the frame index of a
   video), ``category_id`` 1, ``keypoints`` (x, y, score) x K flat, ``score`` = box score x the
   mean of the keypoint scores above ``test.in_vis_thre`` (``darkpose test``'s rescoring; no
-  NMS here, so every drawn person has its entry);
+  NMS here, so every drawn person has its entry); with ``--covariance`` also
+  ``keypoint_covariance``: [var_x, cov_xy, var_y] x K flat, each keypoint's estimated error
+  covariance in image px^2, null where unknown (docs/inference.md, "Uncertainty");
 - ``images.json``: ``[{"id", "file_name"}]`` (a video: ``{"id", "frame", "time_s"}``);
 - the images drawn (:func:`darkpose.viz.draw_poses`), under the same file names, or for a
   video ``<stem>.mp4`` at the input's frame rate, frames streamed one at a time; ``--smooth``
@@ -67,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draw-boxes", action="store_true", help="draw the person boxes")
     parser.add_argument("--heatmaps", action="store_true", help="overlay the heatmaps")
     parser.add_argument("--smooth", action="store_true", help="video: One-Euro smoothing per person track")
+    parser.add_argument("--covariance", action="store_true",
+                        help="results.json: each person's keypoint_covariance, [var_x, cov_xy, var_y] per keypoint "
+                             "in image px^2, null where unknown (decode dark or dark-reference)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files in --out")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -113,14 +118,19 @@ class _Results:
         self.images: list[dict] = []
         self.persons = 0
 
-    def add(self, image_id: int, keypoints: np.ndarray, box_scores: np.ndarray, entry: dict) -> None:
+    def add(self, image_id: int, keypoints: np.ndarray, box_scores: np.ndarray, entry: dict,
+            covariance: np.ndarray | None = None) -> None:
         from darkpose.evaluation import keypoint_results
 
         self.images.append({"id": image_id, **entry})
         if len(keypoints):
             self.persons += len(keypoints)
-            self.rows += keypoint_results(keypoints, np.full(len(keypoints), image_id), box_scores,
-                                          nms="none", in_vis_thre=self.cfg.test.in_vis_thre, category_id=1)
+            rows = keypoint_results(keypoints, np.full(len(keypoints), image_id), box_scores,
+                                    nms="none", in_vis_thre=self.cfg.test.in_vis_thre, category_id=1)
+            if covariance is not None:  # nms="none": one row per person, in order
+                for row, cov in zip(rows, covariance, strict=True):
+                    row["keypoint_covariance"] = covariance_entries(cov)
+            self.rows += rows
 
     def write(self, out: Path, overwrite: bool) -> None:
         from darkpose._files import write_new
@@ -128,6 +138,14 @@ class _Results:
         for name, data in (("results.json", self.rows), ("images.json", self.images)):
             write_new(out / name, lambda f, d=data: f.write(json.dumps(d).encode()), force=overwrite,
                       what="output file", force_hint="--overwrite")
+
+
+def covariance_entries(covariance: np.ndarray) -> list[float | None]:
+    """One person's covariance (K, 2, 2) as the JSON list [var_x, cov_xy, var_y] x K, plain
+    floats, None (JSON null) for every number of a keypoint whose covariance is unknown."""
+    flat = np.asarray(covariance, dtype=np.float64)[:, [0, 0, 1], [0, 1, 1]]
+    known = np.isfinite(flat).all(axis=1)
+    return [float(v) if ok else None for values, ok in zip(flat, known, strict=True) for v in values]
 
 
 def _draw(predictor, bgr: np.ndarray, pred, keypoints: np.ndarray, args: argparse.Namespace) -> np.ndarray:
@@ -209,7 +227,8 @@ def _images(predictor, args, boxes: _Boxes, results: _Results, report: Callable[
             except (ValueError, OSError) as e:
                 skip(photo.path, e)
                 continue
-            results.add(photo.image_id, pred.keypoints, pred.box_scores, {"file_name": photo.path.name})
+            results.add(photo.image_id, pred.keypoints, pred.box_scores, {"file_name": photo.path.name},
+                        pred.covariance)
         bar.update(min(size, len(files) - start))
     bar.close()
     return len(files) - skipped, skipped
@@ -273,7 +292,8 @@ def _video(predictor, args, boxes: _Boxes, results: _Results) -> tuple[int, Path
             if smoother is not None:
                 keypoints = smoother.update(keypoints, pred.boxes, index / fps)
             writer.write(_draw(predictor, bgr, pred, keypoints, args))
-            results.add(index, keypoints, pred.box_scores, {"frame": index, "time_s": index / fps})
+            results.add(index, keypoints, pred.box_scores, {"frame": index, "time_s": index / fps},
+                        pred.covariance)
     return writer.frames_written, target
 
 
@@ -291,7 +311,8 @@ def _run(args: argparse.Namespace) -> int:
     video = args.input.is_file() and is_video(args.input)
     if args.smooth and not video:
         print(f"{PROG}: warning: --smooth is for a video input; ignored for images", file=sys.stderr)
-    predictor = Predictor(args.checkpoint, args.config, args.device, overrides=args.overrides)
+    predictor = Predictor(args.checkpoint, args.config, args.device, overrides=args.overrides,
+                          covariance=args.covariance)
     if args.heatmaps and not predictor.gives_heatmaps:
         raise ValueError(f"--heatmaps: {args.checkpoint} decodes inside the graph and gives no heatmaps")
     boxes = _Boxes(args, predictor.config)

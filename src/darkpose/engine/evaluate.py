@@ -8,6 +8,7 @@ The same code serves ``darkpose test``, validation during training, the oracle
     flip_test(model, images, flip_pairs, shift)          -> heatmaps (N, K, h, w)
     crop_heatmaps(model, images, cfg, flip_pairs)        -> heatmaps, flip test or not
     heatmaps_to_keypoints(heatmaps, affines, cfg)        -> keypoints (N, K, 3), image pixels
+        (return_covariance=True: and covariance (N, K, 2, 2), image px^2)
     predict(model, dataset, cfg, device=...)             -> Predictions (image pixels)
     evaluate(model, cfg, device=...)                     -> {"AP": ..., ...} or PCKh rows
 
@@ -160,7 +161,9 @@ def crop_heatmaps(
         return _heatmaps(model, images)
 
 
-def heatmaps_to_keypoints(heatmaps, heatmap_to_image: np.ndarray, cfg: Config) -> np.ndarray:
+def heatmaps_to_keypoints(
+    heatmaps, heatmap_to_image: np.ndarray, cfg: Config, *, return_covariance: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Decode heatmaps and recover the coordinates in image pixels.
 
     :func:`darkpose.codec.decode` with ``cfg.test.decode`` and :func:`blur_kernel`, on the
@@ -169,8 +172,16 @@ def heatmaps_to_keypoints(heatmaps, heatmap_to_image: np.ndarray, cfg: Config) -
     tensor goes through the codec's NumPy path, its fast path on the CPU (2.3 ms against
     24 ms for the traceable torch formulation on 32 x 17 maps of 64 x 48, 2 cores).
 
+    With ``return_covariance=True`` the same single decode also gives each coordinate's
+    estimated error covariance (docs/codec.md, "Uncertainty"), carried to image pixels by
+    :func:`darkpose.geometry.transform_covariances`; the coordinates are the same. It is the
+    covariance of the heatmaps given, i.e. of the flip-averaged maps under flip test.
+    Needs ``test.decode`` "dark" or "dark-reference" (ValueError otherwise).
+
     heatmaps (N, K, h, w) torch tensor or NumPy array, heatmap_to_image (N, 2, 3) ->
-    keypoints (N, K, 3) float64: (x, y) in image pixels and the heatmap score
+    keypoints (N, K, 3) float64: (x, y) in image pixels and the heatmap score; and with
+    ``return_covariance`` covariance (N, K, 2, 2) float32 in image px^2 (infinite variances,
+    0 covariance where unknown)
     """
     from darkpose.codec import decode
 
@@ -178,13 +189,16 @@ def heatmaps_to_keypoints(heatmaps, heatmap_to_image: np.ndarray, cfg: Config) -
         heatmaps = heatmaps.float()
         if heatmaps.device.type == "cpu":
             heatmaps = heatmaps.numpy()
-    coords, scores = decode(heatmaps, method=cfg.test.decode, blur_kernel=blur_kernel(cfg))
-    if isinstance(coords, torch.Tensor):
-        coords, scores = coords.cpu().numpy(), scores.cpu().numpy()
+    out = decode(heatmaps, method=cfg.test.decode, blur_kernel=blur_kernel(cfg), return_covariance=return_covariance)
+    if isinstance(out[0], torch.Tensor):
+        out = tuple(o.cpu().numpy() for o in out)
+    coords, scores = out[:2]
     keypoints = np.empty((*scores.shape, 3))
     keypoints[..., :2] = geometry.transform_points(coords, heatmap_to_image)
     keypoints[..., 2] = scores
-    return keypoints
+    if not return_covariance:
+        return keypoints
+    return keypoints, geometry.transform_covariances(out[2], heatmap_to_image).astype(np.float32)
 
 
 def predict(
