@@ -73,9 +73,10 @@ def _inverse_2x2(p, q, r):
     return r / det, -q / det, p / det, det > 0
 
 
-def _solve(xp, m, b):
-    """(J^T J)^-1 b by block elimination over (u) and (a, s), and the (u, u) block of the
-    inverse; ``ok`` where both 2 x 2 pivots are positive definite."""
+def _eliminate(m):
+    """Block elimination of J^T J over (u) and (a, s): D^-1 (as p, q, r), B D^-1, and the
+    (u, u) block of the inverse, (A - B D^-1 B^T)^-1; ``ok`` where both 2 x 2 pivots are
+    positive definite."""
     dp, dq, dr, ok_d = _inverse_2x2(m["aa"], m["as"], m["ss"])
     # B = [[xa, xs], [ya, ys]]; S = A - B D^-1 B^T
     bd = ((m["xa"] * dp + m["xs"] * dq, m["xa"] * dq + m["xs"] * dr),
@@ -84,13 +85,18 @@ def _solve(xp, m, b):
     sxy = m["xy"] - (bd[0][0] * m["ya"] + bd[0][1] * m["ys"])
     syy = m["yy"] - (bd[1][0] * m["ya"] + bd[1][1] * m["ys"])
     ip, iq, ir, ok_s = _inverse_2x2(sxx, sxy, syy)
+    return (dp, dq, dr), bd, (ip, iq, ir), ok_d & ok_s
+
+
+def _solve(m, b):
+    """(J^T J)^-1 b as the offset step du and the spread step ds, and ``ok`` (:func:`_eliminate`)."""
+    (_, dq, dr), bd, (ip, iq, ir), ok = _eliminate(m)
     rx = b[0] - (bd[0][0] * b[2] + bd[0][1] * b[3])
     ry = b[1] - (bd[1][0] * b[2] + bd[1][1] * b[3])
     du = (ip * rx + iq * ry, iq * rx + ir * ry)
     ra, rs = b[2] - (m["xa"] * du[0] + m["ya"] * du[1]), b[3] - (m["xs"] * du[0] + m["ys"] * du[1])
     ds = dq * ra + dr * rs
-    ok = ok_d & ok_s
-    return du, ds, (ip, iq, ir), ok
+    return du, ds, ok
 
 
 def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: float | None = None,
@@ -113,7 +119,7 @@ def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: 
         X, Y, D = _normal_equations(xp, window, inside, t, u, s)
         a = D[:, 0, 0] / xp.where(X[0] * Y[0] > 0, X[0] * Y[0], 1.0)  # the best amplitude for this shape
         m, b = _system(X, Y, D, a, s)
-        du, ds, _, ok = _solve(xp, m, b)
+        du, ds, ok = _solve(m, b)
         step = xp.stack(du)
         ok = ok & (a > 0) & xp.isfinite(step).all(0) & xp.isfinite(ds)
         step = xp.clip(xp.where(ok, step, 0.0), -1.0, 1.0)
@@ -139,7 +145,7 @@ def covariance(xp, window, inside, u, s) -> Any:
     norm = X[0] * Y[0]
     a = D[:, 0, 0] / xp.where(norm > 0, norm, 1.0)
     m, _ = _system(X, Y, D, a, s)
-    _, _, (ip, iq, ir), ok = _solve(xp, m, [m["aa"]] * 4)
+    _, _, (ip, iq, ir), ok = _eliminate(m)
     d, e = _moments(xp, t, u, s, inside)
     model = a[:, None, None] * (e[1][:, :, None] * e[0][:, None, :])
     mask = inside[1][:, :, None] * inside[0][:, None, :]
