@@ -162,7 +162,8 @@ def _decode(backend: Backend, hm, restore, method: str, kernel_size: int, return
         coords += _quarter_shift(backend, maps, x, y, height, width)
     elif method in ("dark", "dark-reference") and len(x):
         R = kernel_size // 2 + 2
-        blurred = _blurred_taps(backend, maps, blurred, recheck, index, x, y, height, width, kernel_size, R, method)
+        blurred, border = _blurred_taps(backend, maps, blurred, recheck, index, x, y, height, width, kernel_size, R,
+                                        method)
         offset, hessian = _taylor_offsets(backend, blurred, maps, x, y, height, width, kernel_size, method)
         if want_spread:
             return restore(_spread_matrix(backend.xp, hessian).reshape(n, k, 2, 2))
@@ -171,7 +172,7 @@ def _decode(backend: Backend, hm, restore, method: str, kernel_size: int, return
         if method == "dark":  # trust the quadratic model of P within 1.5 px of m
             offset = backend.xp.clip(offset, -DARK_MAX_STEP, DARK_MAX_STEP)
             peak = (score > 0) & (curvature < 0)  # a maximum the Taylor step could refine
-            offset, spread = _fit_near_border(backend, maps, offset, spread, peak, index, x, y, height, width, R)
+            offset, spread = _fit_near_border(backend, border, offset, spread, peak, index, height, width, R)
         coords += offset
     coords = backend.xp.where((score > 0)[:, None], coords, 0.0)
     coords = backend.astype(coords, backend.float32).reshape(n, k, 2)
@@ -235,20 +236,34 @@ def _initial_spread(xp, curvature, kernel_size):
     return xp.where(concave & (spread >= 0.25) & xp.isfinite(spread), spread, fallback)
 
 
-def _fit_near_border(backend, maps, offset, spread, peak, index, x, y, height, width, R):
+def _fit_near_border(backend, border, offset, spread, peak, index, height, width, R):
     """"dark" near the border: the Gaussian fit of :mod:`darkpose.codec._gaussfit` for the
-    ``peak`` maps whose maximum lies within :data:`DARK_FIT_BAND` px of an edge (min(band, R))."""
+    ``peak`` maps whose maximum lies within :data:`DARK_FIT_BAND` px of an edge (min(band, R)).
+
+    ``border`` = (maps, windows, inside) of the windows :func:`_blurred_taps` read again
+    (every map within R px of an edge is among them, so within the band too)."""
     band = min(DARK_FIT_BAND, R)
     near = backend.constant(("near border", height, width, band), lambda: _near_border(height, width, band))
     i = backend.nonzero(near[index] & peak)
-    if not len(i):
+    if not len(i) or border is None:
         return offset, spread
-    window, inside = _centred_windows(backend, maps, i, x[i], y[i], height, width, R, np.float64)
-    u, s = _gaussfit.fit(np, window, inside, offset[i].T.astype(np.float64), spread[i].astype(np.float64),
-                         max_offset=DARK_MAX_STEP)
+    read, windows, inside = border
+    j = np.searchsorted(read, i)  # both sorted
+    c = R - _fit_radius(R)
+    if c > 0:
+        windows, inside = windows[:, c:-c, c:-c], inside[..., c:-c]
+    u, s = _gaussfit.fit(np, windows[j].astype(np.float64), inside[:, j], offset[i].T.astype(np.float64),
+                         spread[i].astype(np.float64), max_offset=DARK_MAX_STEP)
     offset, spread = offset.copy(), spread.copy()
     offset[i], spread[i] = u.T, s
     return offset, spread
+
+
+def _fit_radius(R: int) -> int:
+    """The half-width of the window the border fit reads, for decode windows of half-width
+    R = k//2 + 2: k//2, at least 3 (about 2.5 sigma for the configs' kernels, 3 and 11 for
+    sigma 1 and 2, 17 for 3; the fit's taper makes the pixels beyond it count for little)."""
+    return min(R, max(3, R - 2))
 
 
 def _covariance(backend, maps, offset, spread, score, x, y, height, width, R):
@@ -355,7 +370,8 @@ def _blurred_taps(backend, maps, blurred, recheck, index, x, y, height, width, k
     window centred on the maximum fits the frame (or None). Windows that cross the frame
     border, or hold non-finite values, are redone: centred on the maximum, with the edge
     repeated outside the frame, and weighted there by 0 for "dark-reference" (zero padding),
-    by the Gaussian continuation for "dark".
+    by the Gaussian continuation for "dark". Also returns (maps, windows, inside) of the
+    redone windows (:func:`_border_taps`), or None where none was.
     """
     near = backend.constant(("near border", height, width, R), lambda: _near_border(height, width, R))
     if blurred is None:
@@ -364,14 +380,18 @@ def _blurred_taps(backend, maps, blurred, recheck, index, x, y, height, width, k
     else:
         recheck = recheck | ~backend.xp.isfinite(blurred.sum(axis=0))  # a NaN or Inf reaches the sum
         redo, clean = near[index] | recheck, bool(recheck.any())
-    if bool(redo.any()):
-        i = backend.nonzero(redo)
-        blurred[:, i] = _border_taps(backend, maps, i, x[i], y[i], height, width, kernel_size, R, method, clean)
-    return blurred
+    if not bool(redo.any()):
+        return blurred, None
+    i = backend.nonzero(redo)
+    blurred[:, i], windows, inside = _border_taps(backend, maps, i, x[i], y[i], height, width, kernel_size, R, method,
+                                                  clean)
+    return blurred, (i, windows, inside)
 
 
 def _border_taps(backend, maps, i, x, y, height, width, kernel_size, R, method, clean):
-    """Taps (13, len(i)) of the windows centred on maxima near the border.
+    """Taps (13, len(i)) of the windows centred on maxima near the border, and the windows
+    (len(i), S, S) (non-finite values read as 0) with which of their columns (0) and rows (1)
+    lie inside the frame (2, len(i), S).
 
     What depends only on where the maximum lies on an axis comes from :func:`_axis_tables`:
     row p < W of a table describes column p of the frame, row W + q row q.
@@ -393,7 +413,7 @@ def _border_taps(backend, maps, i, x, y, height, width, kernel_size, R, method, 
     shifted = backend.constant(("shifted kernels", kernel_size, R), lambda: _shifted_kernels(kernel_size, R), win.dtype)
     grid = (shifted * ratio[1][:, None, :]) @ win @ (shifted.T * ratio[0][:, :, None])  # (B, 5, 5): [dy, dx]
     taps = backend.constant(("tap cells",), lambda: np.array([5 * (dy + 2) + dx + 2 for dx, dy in _TAPS]))
-    return grid.reshape(-1, 25)[:, taps].T
+    return grid.reshape(-1, 25)[:, taps].T, win, floats[..., :S]
 
 
 def _read_windows(backend, maps, i, x, pos, height, width, R, key):

@@ -43,6 +43,7 @@ from darkpose.codec.decoding import (  # the taps, constants and kernels are the
     _YPP,
     DARK_FIT_BAND,
     DARK_MAX_STEP,
+    _fit_radius,
     _initial_spread,
     _shifted_kernels,
     _spread_matrix,
@@ -100,7 +101,9 @@ def decode_tensor(
             near = (x < band) | (x >= width - band) | (y < band) | (y >= height - band)
             fit = near & (score > 0) & (curvature < 0)
             if _needed(fit):
-                offset, spread = _fit(window, inside, offset, spread, fit)
+                c = R - _fit_radius(R)
+                part = (window[..., c : 2 * R + 1 - c, c : 2 * R + 1 - c], inside[..., c : 2 * R + 1 - c])
+                offset, spread = _fit(*part, offset, spread, fit)
         coords = coords + offset
     coords = torch.where((score > 0)[..., None], coords, 0.0)
     out = (coords.to(torch.float32), score.to(torch.float32))
@@ -121,7 +124,7 @@ def _fit(window, inside, offset, spread, fit):
     window, inside = window.flatten(0, 1).double(), inside.flatten(1, 2).double()
     offset, spread, fit = offset.flatten(0, 1).double(), spread.flatten().double(), fit.flatten()
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        u, s = _gaussfit.fit(torch, window, inside, offset.T, spread, max_offset=DARK_MAX_STEP, stop_early=False)
+        u, s = _gaussfit.fit(torch, window, inside, offset.T, spread, max_offset=DARK_MAX_STEP)
         offset, spread = torch.where(fit[:, None], u.T, offset), torch.where(fit, s, spread)
     else:
         i = fit.nonzero()[:, 0]
