@@ -113,7 +113,7 @@ def test_dark_is_exact_up_to_the_frame_edge_and_the_reference_is_not():
         # measured: mean 6e-7 (the Gaussian fit within 4 px of the edge, exact on a sampled
         # Gaussian), 2.4e-5, 2.6e-4, 1.8e-4 from the edge inwards; max 4.86e-4
         assert error[band].mean() <= 3e-4 and error[band].max() <= NOISE_FREE_MAX, (lo, hi)
-    assert error[dist < 2].max() < 1e-5  # measured 2.3e-6
+    assert error[dist < 2].max() < 1e-5  # measured 2.8e-6
 
     ref, _ = decode(maps, "dark-reference", 11)
     ref_error = np.linalg.norm(ref - kp, axis=-1)[0]
@@ -163,7 +163,7 @@ def test_dark_is_more_accurate_than_the_reference_near_the_border_under_noise():
     near = _distance_to_edge(kp, SIZE) < 6
     dark = np.linalg.norm(decode(maps, "dark")[0] - kp, axis=-1)[near]
     ref = np.linalg.norm(decode(maps, "dark-reference")[0] - kp, axis=-1)[near]
-    assert dark.mean() < 0.52 * ref.mean()  # measured 0.486 (0.585 before the Gaussian fit)
+    assert dark.mean() < 0.5 * ref.mean()  # measured 0.464 (0.486 with the untapered fit, 0.585 before any)
 
 
 def test_dark_never_jumps_more_than_one_and_a_half_pixels():

@@ -249,21 +249,11 @@ def _fit_near_border(backend, border, offset, spread, peak, index, height, width
         return offset, spread
     read, windows, inside = border
     j = np.searchsorted(read, i)  # both sorted
-    c = R - _fit_radius(R)
-    if c > 0:
-        windows, inside = windows[:, c:-c, c:-c], inside[..., c:-c]
     u, s = _gaussfit.fit(np, windows[j].astype(np.float64), inside[:, j], offset[i].T.astype(np.float64),
                          spread[i].astype(np.float64), max_offset=DARK_MAX_STEP)
     offset, spread = offset.copy(), spread.copy()
     offset[i], spread[i] = u.T, s
     return offset, spread
-
-
-def _fit_radius(R: int) -> int:
-    """The half-width of the window the border fit reads, for decode windows of half-width
-    R = k//2 + 2: k//2, at least 3 (about 2.5 sigma for the configs' kernels, 3 and 11 for
-    sigma 1 and 2, 17 for 3; the fit's taper makes the pixels beyond it count for little)."""
-    return min(R, max(3, R - 2))
 
 
 def _covariance(backend, maps, offset, spread, score, x, y, height, width, R):

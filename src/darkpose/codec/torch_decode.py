@@ -43,7 +43,6 @@ from darkpose.codec.decoding import (  # the taps, constants and kernels are the
     _YPP,
     DARK_FIT_BAND,
     DARK_MAX_STEP,
-    _fit_radius,
     _initial_spread,
     _shifted_kernels,
     _spread_matrix,
@@ -101,9 +100,7 @@ def decode_tensor(
             near = (x < band) | (x >= width - band) | (y < band) | (y >= height - band)
             fit = near & (score > 0) & (curvature < 0)
             if _needed(fit):
-                c = R - _fit_radius(R)
-                part = (window[..., c : 2 * R + 1 - c, c : 2 * R + 1 - c], inside[..., c : 2 * R + 1 - c])
-                offset, spread = _fit(*part, offset, spread, fit)
+                offset, spread = _fit(window, inside, offset, spread, fit)
         coords = coords + offset
     coords = torch.where((score > 0)[..., None], coords, 0.0)
     out = (coords.to(torch.float32), score.to(torch.float32))
