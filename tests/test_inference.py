@@ -203,6 +203,12 @@ def test_an_exported_graph_predicts_what_the_model_does(coco_mini, tmp_path, wit
                                      f"input.convention={convention}"])
     torch.manual_seed(0)
     model = build_model("hrnet_tiny", 17)
+    # an untrained HRNet (weights of std 0.001) gives maps of 1e-12, all cancellation, on which
+    # onnxruntime and PyTorch differ by whole percents and any decode jumps: weights of the
+    # usual scale give maps of O(1) that both compute alike
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
     path = export.export_onnx(model, cfg, tmp_path / "pose.onnx", with_decode=with_decode, flip_test=flip_test,
                               image_coords=image_coords)
     photo = coco_mini / "train2017" / "000000370162.jpg"
@@ -215,9 +221,9 @@ def test_an_exported_graph_predicts_what_the_model_does(coco_mini, tmp_path, wit
     got = onnx_predictor.predict(photo, boxes)
     want = darkpose.Predictor.from_model(model, cfg, flip_test=expected_flip).predict(photo, boxes)
     np.testing.assert_array_equal(got.boxes, want.boxes)
-    # measured: at most 1.0e-3 px and 2.6e-6 relative in score (onnxruntime against PyTorch; the
-    # untrained model's maps are noise, in which the border fit carries float32 differences on)
-    np.testing.assert_allclose(got.keypoints[..., :2], want.keypoints[..., :2], rtol=0, atol=2e-3)
+    # measured: at most 2.6e-3 px (1.2e-4 heatmap px: random weights give maps without peaks, on
+    # which the border fit carries float32 differences further) and 2.6e-6 relative in score
+    np.testing.assert_allclose(got.keypoints[..., :2], want.keypoints[..., :2], rtol=0, atol=5e-3)
     np.testing.assert_allclose(got.keypoints[..., 2], want.keypoints[..., 2], rtol=1e-4, atol=1e-7)
     if with_decode:
         with pytest.raises(ValueError, match=f"{path}: a graph with the decode inside gives no heatmaps"):

@@ -31,7 +31,7 @@ from typing import Any
 FIT_ITERATIONS = 3  # Gauss-Newton steps from the decode's estimate (docs/codec.md, "How dark works")
 FIT_TAPER = 1.5  # the taper's sigma over the fitted sigma
 _MIN_SPREAD = 0.1  # px^2: bounds on sigma^2 during the fit
-_PEAK_SPREAD = 0.25  # px^2: a fit that ends narrower (sigma < 0.5 px) has found a spike, not a peak
+_PEAK_SPREAD = 0.25  # px^2: a fit that ends narrower (sigma < 0.5 px) has found a spike: u = 0
 _MAX_SPREAD = 400.0
 
 
@@ -100,12 +100,17 @@ def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: 
     """Refine offsets u (2, B) and spreads s (B,) by Gauss-Newton on ``window`` (B, S, S).
 
     ``inside`` (2, B, S): 1 for the window's columns (0) and rows (1) inside the frame, else
-    0. Non-finite window values must have been replaced. Each step moves u by at most 1 px
-    per axis and s by a factor of at most 2; ``max_offset`` bounds |u| per axis. ``taper``:
-    the weights' sigma over the fitted sigma (None: unweighted). Returns the new (u, s) where
-    every step was defined (a positive amplitude, a positive definite normal matrix, a finite
-    step), and the start elsewhere. A fixed number of steps and no data-dependent stop, so a
-    trace holds the whole fit and a GPU never waits on the host.
+    0. Non-finite window values must have been replaced. The first step moves the spread
+    alone (and the amplitude, always at its least-squares value): near a corner or for a peak
+    beyond the frame the offset and the spread are so correlated that a full step from a
+    wrong spread throws the offset far. The others move all four. Each step moves u by at
+    most 1 px per axis and s by a factor of at most 2; ``max_offset`` bounds |u| per axis.
+    ``taper``: the weights' sigma over the fitted sigma (None: unweighted). Returns the new
+    (u, s) where every step was defined (a positive amplitude, a positive definite normal
+    matrix, a finite step), u = 0 where the fit then ends narrower than 0.25 px^2 (a spike,
+    whose position is the maximum's pixel), and the start elsewhere. A fixed number of steps
+    and no data-dependent stop, so a trace holds the whole fit and a GPU never waits on the
+    host.
     """
     u0, s0 = u, s
     t = _axis(xp, window)
@@ -117,7 +122,7 @@ def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: 
         a = D[:, 0, 0] / xp.where(m["aa"] > 0, m["aa"], 1.0)  # the best amplitude for this shape
         b = (D[:, 0, 1] - a * m["xa"], D[:, 1, 0] - a * m["ya"], 0.0, D[:, 0, 2] + D[:, 2, 0] - a * m["as"])
         if step_number == 0:  # the spread alone first: the start's offset is the better half of it
-            dp, dq, dr, ok = _inverse_2x2(m["aa"], m["as"], m["ss"])
+            _, _, dr, ok = _inverse_2x2(m["aa"], m["as"], m["ss"])
             zu, zs = (0.0 * a, 0.0 * a), dr * b[3]
         else:
             zu, zs, ok = _solve(m, b)
@@ -130,8 +135,9 @@ def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: 
         if max_offset is not None:
             step = xp.clip(u + step, -max_offset, max_offset) - u
         u = u + step
-    good = good & (s >= _PEAK_SPREAD)
-    return xp.where(good, u, u0), xp.where(good, s, s0)
+    spike = good & (s < _PEAK_SPREAD)  # then the maximum itself is the best estimate
+    good = good & ~spike
+    return xp.where(good, u, xp.where(spike, 0.0 * u, u0)), xp.where(good, s, s0)
 
 
 def covariance(xp, window, inside, u, s) -> Any:
