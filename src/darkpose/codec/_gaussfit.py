@@ -40,18 +40,22 @@ def _sums(xp, window, inside, t, u, gram_rate, data_rate):
 
     ``gram_rate`` and ``data_rate`` (B,) are the exponents, per px^2 of d^2 on one axis, of the
     weights of the normal matrix (taper x e^2) and of the data terms (taper x e). Returns
-    X, Y (5, B): sum_t w_g d^i over columns / rows, i = 0..4; D (B, 3, 3): D[i][j] =
-    sum W w_d d_y^i d_x^j.
+    X, Y (5, B): sum_t w_g d^i over columns / rows, i = 0..4, and the data terms
+    D (3, 2, B): D[i, 0] = sum W w_d d_x^i and D[i, 1] = sum W w_d d_y^i (so D[0, 0] = D[0, 1]).
+    Each is a 1-D sum over a profile of the window: its columns weighted by the row factor of
+    w_d, or its rows by the column factor, two batched matrix-vector products.
     """
     d = t - u[..., None]  # (2, B, S)
     dd = d * d
     wg = xp.exp(dd * gram_rate[:, None]) * inside
     wd = xp.exp(dd * data_rate[:, None]) * inside
+    ones = t * 0.0 + 1.0  # sums over the last axis as products with ones: 3x a sum's speed
     gd, gdd = wg * d, wg * dd
-    sums = xp.stack((wg, gd, gdd, gdd * d, gdd * dd)) @ (t * 0.0 + 1.0)  # (5, 2, B); @ ones: 3x a sum's speed
-    first = xp.stack((wd, wd * d, wd * dd))  # (3, 2, B, S)
-    ey, ex = xp.moveaxis(first[:, 1], 0, 1), xp.moveaxis(first[:, 0], 0, -1)  # (B, 3, S), (B, S, 3)
-    return sums[:, 0], sums[:, 1], ey @ (window @ ex)
+    sums = xp.stack((wg, gd, gdd, gdd * d, gdd * dd)) @ ones  # (5, 2, B)
+    profiles = xp.stack(((wd[1][:, None, :] @ window)[:, 0], (window @ wd[0][:, :, None])[:, :, 0]))
+    wd = wd * profiles
+    wdd = wd * d
+    return sums[:, 0], sums[:, 1], xp.stack((wd, wdd, wdd * d)) @ ones
 
 
 def _gram(X, Y):
@@ -119,8 +123,8 @@ def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: 
     for step_number in range(iterations):
         X, Y, D = _sums(xp, window, inside, t, u, -k_gram / s, -k_data / s)
         m = _gram(X, Y)
-        a = D[:, 0, 0] / xp.where(m["aa"] > 0, m["aa"], 1.0)  # the best amplitude for this shape
-        b = (D[:, 0, 1] - a * m["xa"], D[:, 1, 0] - a * m["ya"], 0.0, D[:, 0, 2] + D[:, 2, 0] - a * m["as"])
+        a = D[0, 0] / xp.where(m["aa"] > 0, m["aa"], 1.0)  # the best amplitude for this shape
+        b = (D[1, 0] - a * m["xa"], D[1, 1] - a * m["ya"], 0.0, D[2, 0] + D[2, 1] - a * m["as"])
         if step_number == 0:  # the spread alone first: the start's offset is the better half of it
             _, _, dr, ok = _inverse_2x2(m["aa"], m["as"], m["ss"])
             zu, zs = (0.0 * a, 0.0 * a), dr * b[3]
@@ -128,13 +132,12 @@ def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: 
             zu, zs, ok = _solve(m, b)
         scale = s / xp.where(a > 0, a, 1.0)  # the basis phi to the parameters: du = z_u s / a, ds = 2 s^2 z_s / a
         step, ds = xp.stack(zu) * scale, (2.0 * s * scale) * zs
-        ok = ok & (a > 0) & xp.isfinite(step).all(0) & xp.isfinite(ds)
+        ok = ok & (a > 0) & xp.isfinite(step.sum(0) + ds)
         good = good & ok
-        step = xp.clip(xp.where(ok, step, 0.0), -1.0, 1.0)
-        s = xp.clip(xp.where(ok, xp.clip(s + xp.where(ok, ds, 0.0), 0.5 * s, 2.0 * s), s), _MIN_SPREAD, _MAX_SPREAD)
+        s = xp.clip(xp.clip(s + xp.where(ok, ds, 0.0), 0.5 * s, 2.0 * s), _MIN_SPREAD, _MAX_SPREAD)
+        u = u + xp.clip(xp.where(ok, step, 0.0), -1.0, 1.0)
         if max_offset is not None:
-            step = xp.clip(u + step, -max_offset, max_offset) - u
-        u = u + step
+            u = xp.clip(u, -max_offset, max_offset)
     spike = good & (s < _PEAK_SPREAD)  # then the maximum itself is the best estimate
     good = good & ~spike
     return xp.where(good, u, xp.where(spike, 0.0 * u, u0)), xp.where(good, s, s0)
@@ -150,11 +153,11 @@ def covariance(xp, window, inside, u, s) -> Any:
     t = _axis(xp, window)
     X, Y, D = _sums(xp, window, inside, t, u, -1.0 / s, -0.5 / s)
     m = _gram(X, Y)
-    a = D[:, 0, 0] / xp.where(m["aa"] > 0, m["aa"], 1.0)
+    a = D[0, 0] / xp.where(m["aa"] > 0, m["aa"], 1.0)
     _, _, (ip, iq, ir), ok = _eliminate(m)
     mask = inside[1][:, :, None] * inside[0][:, None, :]
     # sum (W - a e)^2 = sum W^2 - 2 a sum W e + a^2 sum e^2 = sum W^2 - a sum W e at this a
-    squares = (window * window * mask).sum(-1).sum(-1) - a * D[:, 0, 0]
+    squares = (window * window * mask).sum(-1).sum(-1) - a * D[0, 0]
     n = inside[0].sum(-1) * inside[1].sum(-1)
     noise = xp.clip(squares, 0.0, None) / xp.where(n > 4, n - 4, 1.0)
     ok = ok & (a > 0) & (n >= 6)
