@@ -14,8 +14,9 @@ Jacobian of g is phi diag(a/s, a/s, 1, a/(2 s^2)) with the basis
 phi = (d_x e, d_y e, e, (d_x^2 + d_y^2) e), d = t - u; the diagonal scale cancels from a
 Gauss-Newton step, which is solved in the basis phi and rescaled. The Gaussian is separable,
 so every sum over the window that the normal equations need is a product of 1-D sums over its
-columns and rows, except the data terms sum W e d_y^i d_x^j, which cost one
-(3, S) @ (S, S) @ (S, 3) product per window.
+columns and rows, except the data terms sum W e d^i; those the fit needs (i + j <= 2, one
+axis at a time) are 1-D sums over two profiles of the window, its columns weighted by the row
+factor of e and its rows by the column factor: two matrix-vector products per window.
 
 The fit weights the pixels by a Gaussian taper of sigma ``taper`` x sqrt(s) centred on its
 estimate: a second, weaker peak in the window pulls an untapered fit towards it (the spread,
