@@ -9,7 +9,7 @@ from darkpose.bench import tails
 from darkpose.codec import decode, encode
 
 SIZE = (64, 48)
-NO_GUARDS = {"max_std": 1e9, "spread_factor": 1e9, "max_last_step": 1e9, "min_snr": -1.0}
+NO_GUARDS = {"max_std": 1e9, "spread_factor": 1e9, "max_last_step": 1e9, "min_snr": -1.0, "reach_margin": -1.0}
 
 
 def target(xy, sigma=2.0, size=SIZE):
@@ -32,6 +32,22 @@ def test_sigma_1_peak_outside_within_the_reach():
     maps = target((-2.5, 20.0), sigma=1.0)
     coords, _ = tails.decode_with_tails(maps, 3, reach=3.0)
     assert np.abs(coords[0, 0] - (-2.5, 20.0)).max() < 0.01  # measured 1e-6 px
+
+
+def test_reach_from_the_decoders_own_sigma_and_fits_stopped_by_it():
+    # a sigma-1 Gaussian 4 px outside (not an encoder target: those are empty beyond about 3.5 px)
+    x, y = np.arange(64), np.arange(48)[:, None]
+    maps = np.exp(-((x + 4.0) ** 2 + (y - 20.3) ** 2) / 2).astype(np.float32)[None, None]
+    dark, _ = decode(maps, "dark", 3)
+    far, _ = tails.decode_with_tails(maps, 3, reach=6.0)
+    assert np.abs(far[0, 0] - (-4.0, 20.3)).max() < 0.01  # measured 2e-6 px
+    # reach None: 3 sqrt(s) of the start spread s = 0.81 px^2, 2.7 px: the fit ends at that bound
+    # (-2.70, accepted by the other guards: std 0.16 px, snr 119) and is refused, dark's result stays
+    auto, _, details = tails.decode_with_tails(maps, 3, reach=None, return_details=True)
+    np.testing.assert_array_equal(auto, dark)
+    assert details["candidate"][0, 0] and not details["accepted"][0, 0]
+    loose, _ = tails.decode_with_tails(maps, 3, reach=None, guards={"reach_margin": -1.0})
+    assert loose[0, 0, 0] == pytest.approx(-2.70, abs=0.01)
 
 
 def test_leaves_peaks_inside_the_frame_as_dark():

@@ -35,14 +35,16 @@ GUARDS = {
     "spread_factor": 2.0,  # the fitted sigma^2 within this factor of the start's, either way
     "max_last_step": 0.05,  # px: the fit's last Gauss-Newton step at most this (converged)
     "min_snr": 5.0,  # the fitted peak's largest value inside the frame over the residual noise std
+    "reach_margin": 1e-3,  # px: the fit ends at least this far within the reach (not stopped by the bound)
 }
 """The acceptance guards of a tail fit (docs/codec_accuracy.md, "Tail recovery (study)")."""
 
+AUTO_REACH_CAP = 10.0  # px: the largest reach=None gives (3 sigma at sigma 3.3)
 _CLIP_TOLERANCE = 1e-4  # px: "dark" sits at its clip when |offset| >= DARK_MAX_STEP - this
 
 
-def decode_with_tails(heatmaps: np.ndarray, blur_kernel: int = 11, reach: float = 6.0, guards: dict | None = None,
-                      return_details: bool = False):
+def decode_with_tails(heatmaps: np.ndarray, blur_kernel: int = 11, reach: float | None = 6.0,
+                      guards: dict | None = None, return_details: bool = False):
     """"dark", then a guarded Gaussian fit of reach ``reach`` px for edge maxima.
 
     Parameters
@@ -51,9 +53,11 @@ def decode_with_tails(heatmaps: np.ndarray, blur_kernel: int = 11, reach: float 
     blur_kernel : int
         The modulation kernel of "dark" (odd, e.g. 3 or 11); the fit window's half-width is
         max(3, blur_kernel // 2), the half-width of "dark"'s own border fit.
-    reach : float
+    reach : float or None
         The bound (px per axis) on the fitted offset from the integer maximum, > 0 (3 sigma,
-        say); "dark"'s is ``DARK_MAX_STEP`` = 1.5.
+        say); "dark"'s is ``DARK_MAX_STEP`` = 1.5. None: 3 sqrt(s) per map, at most
+        :data:`AUTO_REACH_CAP`, with s the fit's start spread, the decoder's own estimate of
+        sigma^2 (what a decode that is not told sigma could use).
     guards : dict, optional
         Overrides of :data:`GUARDS`.
     return_details : bool
@@ -69,8 +73,9 @@ def decode_with_tails(heatmaps: np.ndarray, blur_kernel: int = 11, reach: float 
     if not isinstance(heatmaps, np.ndarray) or not np.issubdtype(heatmaps.dtype, np.floating) or heatmaps.ndim != 4:
         what = f"{type(heatmaps).__name__} {getattr(heatmaps, 'dtype', '')} {getattr(heatmaps, 'shape', '')}"
         raise ValueError(f"heatmaps: expected a floating-point NumPy array (N, K, H, W), got {what}")
-    if isinstance(reach, bool) or not isinstance(reach, (int, float)) or not 0 < reach < math.inf:
-        raise ValueError(f"reach: expected a finite number of pixels > 0, got {reach!r}")
+    if reach is not None and (isinstance(reach, bool) or not isinstance(reach, (int, float))
+                              or not 0 < reach < math.inf):
+        raise ValueError(f"reach: expected a finite number of pixels > 0, or None, got {reach!r}")
     limits = dict(GUARDS)
     for name, value in (guards or {}).items():
         if name not in GUARDS:
@@ -92,12 +97,14 @@ def decode_with_tails(heatmaps: np.ndarray, blur_kernel: int = 11, reach: float 
         spread = _start_spread(modulated_spread(heatmaps, "dark", blur_kernel).reshape(-1, 2, 2)[i], blur_kernel)
         window, inside = read_windows(maps[i], ix[i], iy[i], max(3, blur_kernel // 2))
         with np.errstate(all="ignore"):  # undefined steps are the fit's to reject (it keeps the start)
-            u, fitted = tail_fit(window, inside, offset[i], spread, reach)
+            bound = np.minimum(3 * np.sqrt(spread), AUTO_REACH_CAP) if reach is None else reach
+            u, fitted = tail_fit(window, inside, offset[i], spread, bound)
+        within = (np.abs(u) < np.reshape(bound, (-1, 1)) - limits["reach_margin"]).all(-1)
         for name, value in fitted.items():
             stats[name][i] = value
         ok = ((fitted["std"] <= limits["max_std"]) & (fitted["last_step"] <= limits["max_last_step"])
               & (np.abs(np.log(fitted["spread_ratio"])) <= math.log(limits["spread_factor"]))
-              & (fitted["snr"] >= limits["min_snr"]))
+              & (fitted["snr"] >= limits["min_snr"]) & within)
         accepted[i] = ok
         out[i[ok]] = (u[ok] + np.stack((ix[i[ok]], iy[i[ok]]), -1)).astype(np.float32)
     coords = out.reshape(n, k, 2)
@@ -137,8 +144,8 @@ def read_windows(maps: np.ndarray, x: np.ndarray, y: np.ndarray, radius: int) ->
 
 
 def tail_fit(window: np.ndarray, inside: np.ndarray, offset: np.ndarray, spread: np.ndarray,
-             reach: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The Gaussian fit of reach ``reach`` from ``offset`` (B, 2) and ``spread`` (B,) on the
+             reach: float | np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The Gaussian fit of reach ``reach`` (px, or (B,)) from ``offset`` (B, 2) and ``spread`` (B,) on the
     windows of :func:`read_windows`, and what the guards read.
 
     Enough Gauss-Newton steps to walk from the 1.5 px clip to the reach (each moves at most
@@ -148,7 +155,7 @@ def tail_fit(window: np.ndarray, inside: np.ndarray, offset: np.ndarray, spread:
     "snr" (the fitted Gaussian's largest value on the inside pixels over the std of the
     residual there; inf on a noise-free map).
     """
-    steps = 3 + math.ceil(max(reach - DARK_MAX_STEP, 0.0))
+    steps = 3 + math.ceil(max(float(np.max(reach)) - DARK_MAX_STEP, 0.0))
     u0 = offset.T.astype(np.float64)
     before, _ = _gaussfit.fit(np, window, inside, u0, spread, iterations=steps, max_offset=reach)
     u, s = _gaussfit.fit(np, window, inside, u0, spread, iterations=steps + 1, max_offset=reach)
@@ -230,7 +237,7 @@ def _rms(v: np.ndarray) -> float:
 
 
 def measure_case(maps: np.ndarray, truth: np.ndarray | None, sigma: float, kernel: int,
-                 guards: dict | None = None) -> dict[str, float]:
+                 guards: dict | None = None, auto_reach: bool = False) -> dict[str, float]:
     """Figures of the recovery on maps (M, 1, H, W) with peaks at ``truth`` (M, 2) or none.
 
     "fires": the fraction of maps the recovery tries (candidates), "accepted": of all maps.
@@ -241,7 +248,8 @@ def measure_case(maps: np.ndarray, truth: np.ndarray | None, sigma: float, kerne
     in the peak's tail, not on noise elsewhere), and "found" is their fraction.
     """
     dark, _ = decode(maps, "dark", kernel)
-    tails, _, d = decode_with_tails(maps, kernel, reach_of(sigma), guards, return_details=True)
+    reach = None if auto_reach else reach_of(sigma)
+    tails, _, d = decode_with_tails(maps, kernel, reach, guards, return_details=True)
     dark, tails, accepted = dark[:, 0].astype(np.float64), tails[:, 0].astype(np.float64), d["accepted"][:, 0]
     move = np.linalg.norm(tails - dark, axis=-1)[accepted]
     out = {"maps": len(maps), "fires": float(d["candidate"].mean()), "accepted": float(accepted.mean()),
@@ -256,10 +264,12 @@ def measure_case(maps: np.ndarray, truth: np.ndarray | None, sigma: float, kerne
     return out
 
 
-def measure_noisy(per_case: int = 2000, seed: int = 0, guards: dict | None = None) -> dict[str, dict]:
+def measure_noisy(per_case: int = 2000, seed: int = 0, guards: dict | None = None,
+                  auto_reach: bool = False) -> dict[str, dict]:
     """:func:`measure_case` for every (sigma, kernel) of :data:`SIGMAS`, noise model of
     :data:`NOISE_MODELS` and case: peaks inside the frame by band of distance to the edge
     (:data:`INSIDE_BANDS`), outside it (:data:`OUTSIDE_BANDS`), far inside (>= 6 px), none.
+    ``auto_reach``: reach None (the decoder's own 3 sigma) instead of the maps' 3 sigma.
     Returns {"sigma S, MODEL": {case: figures}}; deterministic for a seed."""
     rng = np.random.default_rng(seed)
     results: dict[str, dict] = {}
@@ -272,7 +282,7 @@ def measure_noisy(per_case: int = 2000, seed: int = 0, guards: dict | None = Non
             row = results[f"sigma {sigma:g}, {name}"] = {}
             for case, truth in cases:
                 maps = noisy_maps(rng, truth, per_case, sigma, model, noise)
-                row[case] = measure_case(maps, truth, sigma, kernel, guards)
+                row[case] = measure_case(maps, truth, sigma, kernel, guards, auto_reach)
     return results
 
 
@@ -304,6 +314,8 @@ def measure_oracle(ann: str | Path, images: str | Path, sizes=None, guards: dict
         tails, _, d = decode_with_tails(targets, kernel, reach_of(data["sigma"]), guards, return_details=True)
         row["unbiased+dark (direct)"] = oracle._ap_heatmap(direct.astype(np.float64), data, gt)
         row["unbiased+dark+tails"] = oracle._ap_heatmap(tails.astype(np.float64), data, gt)
+        auto, _ = decode_with_tails(targets, kernel, None, guards)
+        row["unbiased+dark+tails, reach 3 sqrt(s)"] = oracle._ap_heatmap(auto.astype(np.float64), data, gt)
         empty = targets.max(axis=(2, 3)) <= 0
         bound = np.where(empty[..., None], 0.0, data["keypoints_heatmap"])
         row["ceiling+tails, empty at (0,0)"] = oracle._ap_heatmap(bound, data, gt)
@@ -318,7 +330,8 @@ def measure_oracle(ann: str | Path, images: str | Path, sizes=None, guards: dict
 
 # --------------------------------------------------------------------------- the command
 
-ORACLE_ROWS = ("unbiased+dark", "unbiased+dark+tails", "ceiling+1.5px", "ceiling+tails, empty at (0,0)",
+ORACLE_ROWS = ("unbiased+dark", "unbiased+dark+tails", "unbiased+dark+tails, reach 3 sqrt(s)", "ceiling+1.5px",
+               "ceiling+tails, empty at (0,0)",
                "ceiling+tails")
 LOOSE = {"max_std": 1.0}
 """The sensitivity run: the std guard doubled."""
