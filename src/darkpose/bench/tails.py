@@ -366,7 +366,7 @@ def _markdown_noisy(noisy: dict[str, dict], loose: dict[str, dict]) -> list[str]
         for case, f in cases.items():
             g = loose[regime][case]
             if "rms_dark" in f:
-                found = f" ({f['found']:.0%} found)" if f["found"] < 1 else ""
+                found = f" ({f['found']:.1%} found)" if f["found"] < 1 else ""
                 errors = (f"{f['rms_dark']:.3f}{found} | {f['rms_tails']:.3f} | {f['worse_01']:.1%} | "
                           f"{g['rms_tails']:.3f}")
             else:
