@@ -27,6 +27,7 @@ import numpy as np
 
 from darkpose._files import write_new
 from darkpose.bench._common import non_negative_int, positive_int
+from darkpose.bench.codec_accuracy import _rms, border_distance
 from darkpose.codec import DARK_MAX_STEP, _gaussfit, decode, encode, kernel_variance, modulated_spread
 from darkpose.codec.synthetic import noisy_heatmaps
 
@@ -199,7 +200,7 @@ def inside_positions(rng: np.random.Generator, n: int, band: tuple[float, float]
     picked, count = [], 0
     while count < n:
         xy = rng.uniform(0, 1, (8 * n, 2)) * [width - 1, height - 1]
-        d = np.minimum.reduce([xy[:, 0], width - 1 - xy[:, 0], xy[:, 1], height - 1 - xy[:, 1]])
+        d = border_distance(xy, size)
         picked.append(xy[(d >= band[0]) & (d < band[1])])
         count += len(picked[-1])
     return np.concatenate(picked)[:n]
@@ -230,10 +231,6 @@ def noisy_maps(rng: np.random.Generator, truth: np.ndarray | None, n: int, sigma
     if truth is not None:
         maps, _ = encode(truth[:, None], np.ones((n, 1)), size, sigma)
     return (maps + rng.normal(0.0, noise, maps.shape)).astype(np.float32)
-
-
-def _rms(v: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(v * v))) if len(v) else float("nan")
 
 
 def measure_case(maps: np.ndarray, truth: np.ndarray | None, sigma: float, kernel: int,
