@@ -16,6 +16,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "codec"), "darkpose.bench.codec", "speed of encode/decode against the argmax floor"),
     (("bench", "codec-accuracy"), "darkpose.bench.codec_accuracy",
      "localisation error of every decode against the Cramer-Rao bound"),
+    (("bench", "tails"), "darkpose.bench.tails", "study: recovering peaks beyond the 1.5 px reach of dark"),
     (("bench", "oracle"), "darkpose.bench.oracle", "COCO AP that perfect heatmaps would give"),
     (("bench", "pipeline"), "darkpose.bench.pipeline", "training-sample throughput vs. JPEG decode"),
     (("bench", "models"), "darkpose.bench.models", "forward/training throughput of the models"),
