@@ -382,7 +382,8 @@ def report(results: dict[str, Any], config: dict[str, Any], plots: list[str]) ->
         "",
         "Per band: n, RMS error x / y px, RMS bound px (known), ratios x, y, normal to the nearest edge, "
         "and the ratio against the bounds with A unknown and with A and sigma unknown (a decoder is told "
-        "neither). Second-peak regimes also give the mean error towards the second peak (bias, px).",
+        "neither). Second-peak regimes also give the mean error towards the second peak (bias, px) "
+        "and the RMS of the 2-D error (px).",
     ]
     for name, r in results.items():
         reg = r["regime"]
@@ -394,7 +395,7 @@ def report(results: dict[str, Any], config: dict[str, Any], plots: list[str]) ->
                 "ratio", "A unkn.", "A, sigma unkn."]
         second = reg["model"] == "second"
         if second:
-            head.append("bias to 2nd")
+            head += ["bias to 2nd", "rms px"]
         rows = []
         for method in METHODS:
             for band in (*BAND_NAMES, "all"):
@@ -403,7 +404,7 @@ def report(results: dict[str, Any], config: dict[str, Any], plots: list[str]) ->
                        _f(f["ratio_x known"]), _f(f["ratio_y known"]), _f(f["ratio_normal known"]),
                        _f(f["ratio known"]), _f(f["ratio A unknown"]), _f(f["ratio A, sigma unknown"])]
                 if second:
-                    row.append(_f(f["bias_towards_second_px"], 3))
+                    row += [_f(f["bias_towards_second_px"], 3), _f(f["rms"], 3)]
                 rows.append(row)
         parts.append(_markdown(head, rows))
     parts += ["", "## Calibration of decode(..., return_covariance=True)", "",
