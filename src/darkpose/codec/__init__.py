@@ -6,6 +6,7 @@ Pure array code: NumPy arrays or torch tensors in, the same type out. Knows no i
 from darkpose.codec.bounds import interior_variance, position_bound
 from darkpose.codec.decoding import (
     DARK_FIT_BAND,
+    DARK_FIT_EVERYWHERE_KERNEL,
     DARK_MAX_STEP,
     DECODE_METHODS,
     MAX_BLUR_KERNEL,
@@ -18,6 +19,7 @@ from darkpose.codec.encoding import ENCODE_METHODS, MIN_SIGMA, encode
 
 __all__ = [
     "DARK_FIT_BAND",
+    "DARK_FIT_EVERYWHERE_KERNEL",
     "DARK_MAX_STEP",
     "DECODE_METHODS",
     "ENCODE_METHODS",

@@ -43,6 +43,9 @@ DARK_MAX_STEP = 1.5  # "dark": the Taylor step is clipped to this many pixels pe
 # "dark": maxima closer than this to an edge (px, at most the window's half-width R) are
 # refined by a least-squares Gaussian fit (docs/codec.md, "How dark works")
 DARK_FIT_BAND = 4
+# "dark" with a blur kernel of at most this size (the sigma-1 configs' 3) fits every maximum:
+# there the Taylor step is 1.1-1.4x the Cramer-Rao bound, the fit 1.0x (docs/codec.md)
+DARK_FIT_EVERYWHERE_KERNEL = 3
 # The largest blur kernel. The configs use 3 and 11; the decode reads a (k + 4)^2 window
 # around every maximum, so memory and time grow as k^2 (at 101: 44 kB per keypoint, and a
 # kernel of sigma 15.5 px, wider than a 64x48 heatmap). Checked before anything is built.
@@ -172,7 +175,8 @@ def _decode(backend: Backend, hm, restore, method: str, kernel_size: int, return
         if method == "dark":  # trust the quadratic model of P within 1.5 px of m
             offset = backend.xp.clip(offset, -DARK_MAX_STEP, DARK_MAX_STEP)
             peak = (score > 0) & (curvature < 0)  # a maximum the Taylor step could refine
-            offset, spread = _fit_near_border(backend, border, offset, spread, peak, index, height, width, R)
+            offset, spread = _fit_near_border(backend, maps, border, offset, spread, peak, index, x, y, height, width,
+                                              kernel_size)
         coords += offset
     coords = backend.xp.where((score > 0)[:, None], coords, 0.0)
     coords = backend.astype(coords, backend.float32).reshape(n, k, 2)
@@ -236,21 +240,30 @@ def _initial_spread(xp, curvature, kernel_size):
     return xp.where(concave & (spread >= 0.25) & xp.isfinite(spread), spread, fallback)
 
 
-def _fit_near_border(backend, border, offset, spread, peak, index, height, width, R):
-    """"dark" near the border: the Gaussian fit of :mod:`darkpose.codec._gaussfit` for the
-    ``peak`` maps whose maximum lies within :data:`DARK_FIT_BAND` px of an edge (min(band, R)).
+def _fit_near_border(backend, maps, border, offset, spread, peak, index, x, y, height, width, kernel_size):
+    """"dark": the Gaussian fit of :mod:`darkpose.codec._gaussfit` for the ``peak`` maps whose
+    maximum lies within :data:`DARK_FIT_BAND` px of an edge (min(band, R)), or for every
+    ``peak`` map where the kernel is at most :data:`DARK_FIT_EVERYWHERE_KERNEL`.
 
     ``border`` = (maps, windows, inside) of the windows :func:`_blurred_taps` read again
-    (every map within R px of an edge is among them, so within the band too)."""
-    band = min(DARK_FIT_BAND, R)
-    near = backend.constant(("near border", height, width, band), lambda: _near_border(height, width, band))
-    i = backend.nonzero(near[index] & peak)
-    if not len(i) or border is None:
-        return offset, spread
-    read, windows, inside = border
-    j = np.searchsorted(read, i)  # both sorted
-    u, s = _gaussfit.fit(np, windows[j].astype(np.float64), inside[:, j], offset[i].T.astype(np.float64),
-                         spread[i].astype(np.float64), max_offset=DARK_MAX_STEP)
+    (every map within R px of an edge is among them, so within the band too), or None."""
+    R = kernel_size // 2 + 2
+    if kernel_size <= DARK_FIT_EVERYWHERE_KERNEL:
+        i = backend.nonzero(peak)
+        if not len(i):
+            return offset, spread
+        windows, inside = _centred_windows(backend, maps, i, x[i], y[i], height, width, R, np.float64)
+    else:
+        band = min(DARK_FIT_BAND, R)
+        near = backend.constant(("near border", height, width, band), lambda: _near_border(height, width, band))
+        i = backend.nonzero(near[index] & peak)
+        if not len(i) or border is None:
+            return offset, spread
+        read, windows, inside = border
+        j = np.searchsorted(read, i)  # both sorted
+        windows, inside = windows[j].astype(np.float64), inside[:, j]
+    u, s = _gaussfit.fit(np, windows, inside, offset[i].T.astype(np.float64), spread[i].astype(np.float64),
+                         max_offset=DARK_MAX_STEP)
     offset, spread = offset.copy(), spread.copy()
     offset[i], spread[i] = u.T, s
     return offset, spread
@@ -588,6 +601,7 @@ def _check_kernel(size: Any) -> int:
 
 __all__ = [
     "DARK_FIT_BAND",
+    "DARK_FIT_EVERYWHERE_KERNEL",
     "DARK_MAX_STEP",
     "DECODE_METHODS",
     "MAX_BLUR_KERNEL",

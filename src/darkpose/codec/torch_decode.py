@@ -42,6 +42,7 @@ from darkpose.codec.decoding import (  # the taps, constants and kernels are the
     _YP,
     _YPP,
     DARK_FIT_BAND,
+    DARK_FIT_EVERYWHERE_KERNEL,
     DARK_MAX_STEP,
     _initial_spread,
     _shifted_kernels,
@@ -98,6 +99,8 @@ def decode_tensor(
             R = blur_kernel // 2 + 2
             band = min(DARK_FIT_BAND, R)
             near = (x < band) | (x >= width - band) | (y < band) | (y >= height - band)
+            if blur_kernel <= DARK_FIT_EVERYWHERE_KERNEL:  # the sigma-1 configs: every maximum
+                near = torch.ones_like(near)
             fit = near & (score > 0) & (curvature < 0)
             if _needed(fit):
                 offset, spread = _fit(window, inside, offset, spread, fit)
