@@ -29,6 +29,8 @@ from darkpose._files import write_new
 from darkpose.bench._common import non_negative_int, positive_int
 from darkpose.bench.codec_accuracy import _rms, border_distance
 from darkpose.codec import DARK_MAX_STEP, _gaussfit, decode, encode, kernel_variance, modulated_spread
+from darkpose.codec._backend import NUMPY
+from darkpose.codec.decoding import _centred_windows
 from darkpose.codec.synthetic import noisy_heatmaps
 
 GUARDS = {
@@ -96,7 +98,9 @@ def decode_with_tails(heatmaps: np.ndarray, blur_kernel: int = 11, reach: float 
     out = coords.reshape(-1, 2).copy()
     if len(i):
         spread = _start_spread(modulated_spread(heatmaps, "dark", blur_kernel).reshape(-1, 2, 2)[i], blur_kernel)
-        window, inside = read_windows(maps[i], ix[i], iy[i], max(3, blur_kernel // 2))
+        flat = np.ascontiguousarray(maps.reshape(len(maps), -1))
+        window, inside = _centred_windows(NUMPY, flat, i, ix[i], iy[i], height, width, max(3, blur_kernel // 2),
+                                          np.float64)
         with np.errstate(all="ignore"):  # undefined steps are the fit's to reject (it keeps the start)
             bound = np.minimum(3 * np.sqrt(spread), AUTO_REACH_CAP) if reach is None else reach
             u, fitted = tail_fit(window, inside, offset[i], spread, bound)
@@ -130,24 +134,10 @@ def _start_spread(spread: np.ndarray, blur_kernel: int) -> np.ndarray:
     return np.where(np.isfinite(s) & (s >= 0.25), s, max(kvar, 1.0))
 
 
-def read_windows(maps: np.ndarray, x: np.ndarray, y: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Windows (B, S, S) float64 of maps (B, H, W) centred on (x, y) (B,), S = 2 radius + 1,
-    the edge repeated outside the frame and non-finite values read as 0, and which of their
-    columns (0) and rows (1) lie inside the frame, (2, B, S) float64: the input of
-    :func:`darkpose.codec._gaussfit.fit`."""
-    height, width = maps.shape[1:]
-    t = np.arange(-radius, radius + 1)
-    cols, rows = x[:, None] + t, y[:, None] + t
-    window = maps[np.arange(len(x))[:, None, None], rows.clip(0, height - 1)[:, :, None],
-                  cols.clip(0, width - 1)[:, None, :]]
-    inside = np.stack(((cols >= 0) & (cols < width), (rows >= 0) & (rows < height))).astype(np.float64)
-    return np.nan_to_num(window.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0), inside
-
-
 def tail_fit(window: np.ndarray, inside: np.ndarray, offset: np.ndarray, spread: np.ndarray,
              reach: float | np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The Gaussian fit of reach ``reach`` (px, or (B,)) from ``offset`` (B, 2) and ``spread`` (B,) on the
-    windows of :func:`read_windows`, and what the guards read.
+    windows of ``decoding._centred_windows``, and what the guards read.
 
     Enough Gauss-Newton steps to walk from the 1.5 px clip to the reach (each moves at most
     1 px per axis), plus 3. Returns the fitted offsets (B, 2) and a dict of (B,) arrays:
