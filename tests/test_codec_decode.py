@@ -56,7 +56,9 @@ def test_dark_reference_matches_the_loop_on_gaussians(kernel, noise):
     maps = noisy_heatmaps(rng, kp, SIZE, 2.0, noise=noise, distractor_rate=0.2 if noise else 0.0)
     coords, scores = decode(maps, "dark-reference", kernel)
     ref_coords, ref_scores = decode_loop(maps, "dark-reference", kernel)
-    assert np.abs(coords - ref_coords).max() < 5e-6  # measured 3.5e-6 (float32 against float64)
+    # float32 against float64: measured 3.5e-6 on one machine and 6.0e-6 on another (the BLAS's
+    # summation order in the float32 blur of 225 values), so a bound of float32 rounding
+    assert np.abs(coords - ref_coords).max() < 2e-5
     np.testing.assert_array_equal(scores, ref_scores.astype(np.float32))
 
 
@@ -68,7 +70,7 @@ def test_dark_reference_matches_the_loop_on_random_maps_where_the_step_is_short(
     argmax, _ = decode(maps, "argmax")
     short = np.linalg.norm(ref_coords - argmax, axis=-1) < 1.0
     assert short.sum() > 20  # the comparison is not empty
-    assert np.abs(coords - ref_coords)[short].max() < 3e-5  # measured 2.4e-5
+    assert np.abs(coords - ref_coords)[short].max() < 1e-4  # measured 2.4e-5 and 3.9e-5 on two machines
 
 
 def test_dark_reference_applies_the_clamp_with_the_rescale():
