@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from codec_reference import decode_loop
-from darkpose.codec import MAX_BLUR_KERNEL, decode, encode, gaussian_kernel
+from darkpose.codec import MAX_BLUR_KERNEL, decode, decoding, encode, gaussian_kernel
 from darkpose.codec.synthetic import keypoint_positions, noisy_heatmaps
 
 SIZE = (48, 64)  # (W, H)
@@ -415,11 +415,24 @@ def test_read_only_input_is_fine_and_never_modified():
     np.testing.assert_array_equal(maps, copy)
 
 
-def test_large_batch_uses_chunks_and_agrees_with_small_batches():
+def test_large_batch_uses_chunks_and_agrees_with_small_batches(monkeypatch):
     rng = np.random.default_rng(14)
     kp = keypoint_positions(rng, 96, 17, SIZE, spread="uniform")
     maps = noisy_heatmaps(rng, kp, SIZE, 2.0)
+    calls = []
+    real = decoding._in_chunks
+    monkeypatch.setattr(decoding, "_CHUNK_VALUES", 200 * 64 * 48)  # 200 maps per chunk: 9 chunks
+
+    def counted(work, m, values_per_map):
+        def chunk(lo, hi):
+            calls.append(hi - lo)
+            work(lo, hi)
+
+        real(chunk, m, values_per_map)
+
+    monkeypatch.setattr(decoding, "_in_chunks", counted)
     whole, _ = decode(maps)
+    assert calls == [200] * 8 + [32]
     pieces = np.concatenate([decode(maps[i : i + 7])[0] for i in range(0, 96, 7)])
     # measured 0 here; one float32 step (at 32-64 px) allowed for BLAS rounding that depends on the batch
     np.testing.assert_allclose(whole, pieces, atol=4e-6)
