@@ -131,9 +131,12 @@ def _encode(backend, kp, restore, visible, heatmap_size, sigma, method, out):
         axis=-1,
     )
     exponent = offset * offset * (-0.5 / (sigma * sigma))
-    profiles = xp.exp(exponent)
-    if method == "quantized":  # the 3-sigma patch: |t - mu| <= 3 sigma  <=>  exponent >= -4.5
-        profiles = xp.where(exponent < -4.5 - 1e-5, 0.0, profiles)
+    # "quantized": the 3-sigma patch, |t - mu| <= 3 sigma  <=>  exponent >= -4.5. "unbiased":
+    # profile values below 2^-63 are 0, so that no product of two is a float32 subnormal
+    # (below 2^-126; 7% of the values of 64x48 maps at sigma 2, which made the outer
+    # product 3x slower on CPUs that trap them); what changes is below 1.1e-19 in the map
+    cut = -4.5 - 1e-5 if method == "quantized" else _SUBNORMAL_SAFE_EXPONENT
+    profiles = xp.where(exponent < cut, 0.0, xp.exp(exponent))
     gx, gy = profiles[..., :width], profiles[..., width:] * weights[..., None]
     if target is None:
         return restore(backend.outer_into(gy, gx, backend.empty((n, k, height, width), backend.float32))), restore(
@@ -195,4 +198,5 @@ def _check_sigma(sigma: Any) -> float:
     return value
 
 
+_SUBNORMAL_SAFE_EXPONENT = -63 * math.log(2.0)  # exp of less is below 2^-63
 _NOT_NUMBERS = (bool, np.bool_, str, bytes)  # float() and int() accept them, a size or sigma cannot be one
