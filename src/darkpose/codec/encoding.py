@@ -135,8 +135,10 @@ def _encode(backend, kp, restore, visible, heatmap_size, sigma, method, out):
     # profile values below 2^-63 are 0, so that no product of two is a float32 subnormal
     # (below 2^-126; 7% of the values of 64x48 maps at sigma 2, which made the outer
     # product 3x slower on CPUs that trap them); what changes is below 1.1e-19 in the map
+    # (the exponent is clipped first: NumPy's exp is 8x slower where its result underflows, and
+    # a product with the mask is 5x faster than np.where here)
     cut = -4.5 - 1e-5 if method == "quantized" else _SUBNORMAL_SAFE_EXPONENT
-    profiles = xp.where(exponent < cut, 0.0, xp.exp(exponent))
+    profiles = xp.exp(xp.clip(exponent, cut, None)) * (exponent >= cut)
     gx, gy = profiles[..., :width], profiles[..., width:] * weights[..., None]
     if target is None:
         return restore(backend.outer_into(gy, gx, backend.empty((n, k, height, width), backend.float32))), restore(
