@@ -131,12 +131,11 @@ def _encode(backend, kp, restore, visible, heatmap_size, sigma, method, out):
         axis=-1,
     )
     exponent = offset * offset * (-0.5 / (sigma * sigma))
-    # "quantized": the 3-sigma patch, |t - mu| <= 3 sigma  <=>  exponent >= -4.5. "unbiased":
-    # profile values below 2^-63 are 0, so that no product of two is a float32 subnormal
-    # (below 2^-126; 7% of the values of 64x48 maps at sigma 2, which made the outer
-    # product 3x slower on CPUs that trap them); what changes is below 1.1e-19 in the map
-    # (the exponent is clipped first: NumPy's exp is 8x slower where its result underflows, and
-    # a product with the mask is 5x faster than np.where here)
+    # Values below the cut are 0. "quantized": the 3-sigma patch, |t - mu| <= 3 sigma <=>
+    # exponent >= -4.5. "unbiased": 2^-63, so that no product of two factors is a float32
+    # subnormal (7% of a 64x48 sigma-2 map were, and slow to compute on some CPUs); the map
+    # changes by less than 1.1e-19 (docs/codec.md). The exponent is clipped before the exp,
+    # which is 8x slower where it underflows, and masked by a product, 5x faster than np.where.
     cut = -4.5 - 1e-5 if method == "quantized" else _SUBNORMAL_SAFE_EXPONENT
     profiles = xp.exp(xp.clip(exponent, cut, None)) * (exponent >= cut)
     gx, gy = profiles[..., :width], profiles[..., width:] * weights[..., None]
