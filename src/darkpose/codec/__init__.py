@@ -7,6 +7,7 @@ from darkpose.codec.bounds import interior_variance, position_bound
 from darkpose.codec.decoding import (
     DARK_FIT_BAND,
     DARK_FIT_EVERYWHERE_KERNEL,
+    DARK_INTERIOR_FIT_ITERATIONS,
     DARK_MAX_STEP,
     DECODE_METHODS,
     MAX_BLUR_KERNEL,
@@ -20,6 +21,7 @@ from darkpose.codec.encoding import ENCODE_METHODS, MIN_SIGMA, encode
 __all__ = [
     "DARK_FIT_BAND",
     "DARK_FIT_EVERYWHERE_KERNEL",
+    "DARK_INTERIOR_FIT_ITERATIONS",
     "DARK_MAX_STEP",
     "DECODE_METHODS",
     "ENCODE_METHODS",

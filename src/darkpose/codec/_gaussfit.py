@@ -101,14 +101,14 @@ def _solve(m, b):
 
 
 def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: float | None = None,
-        taper: float | None = FIT_TAPER):
+        taper: float | None = FIT_TAPER, spread_first: bool = True):
     """Refine offsets u (2, B) and spreads s (B,) by Gauss-Newton on ``window`` (B, S, S).
 
     ``inside`` (2, B, S): 1 for the window's columns (0) and rows (1) inside the frame, else
-    0. Non-finite window values must have been replaced. The first step moves the spread
-    alone (and the amplitude, always at its least-squares value): near a corner or for a peak
-    beyond the frame the offset and the spread are so correlated that a full step from a
-    wrong spread throws the offset far. The others move all four. Each step moves u by at
+    0. Non-finite window values must have been replaced. With ``spread_first`` the first step
+    moves the spread alone (and the amplitude, always at its least-squares value): near a
+    corner or for a peak beyond the frame the offset and the spread are so correlated that a
+    full step from a wrong spread throws the offset far. The others move all four. Each step moves u by at
     most 1 px per axis and s by a factor of at most 2; ``max_offset`` bounds |u| per axis.
     ``taper``: the weights' sigma over the fitted sigma (None: unweighted). Returns the new
     (u, s) where every step was defined (a positive amplitude, a positive definite normal
@@ -126,7 +126,7 @@ def fit(xp, window, inside, u, s, iterations: int = FIT_ITERATIONS, max_offset: 
         m = _gram(X, Y)
         a = D[0, 0] / xp.where(m["aa"] > 0, m["aa"], 1.0)  # the best amplitude for this shape
         b = (D[1, 0] - a * m["xa"], D[1, 1] - a * m["ya"], 0.0, D[2, 0] + D[2, 1] - a * m["as"])
-        if step_number == 0:  # the spread alone first: the start's offset is the better half of it
+        if step_number == 0 and spread_first:  # the spread alone first: the start's offset is the better half of it
             _, _, dr, ok = _inverse_2x2(m["aa"], m["as"], m["ss"])
             zu, zs = (0.0 * a, 0.0 * a), dr * b[3]
         else:

@@ -44,8 +44,10 @@ DARK_MAX_STEP = 1.5  # "dark": the Taylor step is clipped to this many pixels pe
 # refined by a least-squares Gaussian fit (docs/codec.md, "How dark works")
 DARK_FIT_BAND = 4
 # "dark" with a blur kernel of at most this size (the sigma-1 configs' 3) fits every maximum:
-# there the Taylor step is 1.1-1.4x the Cramer-Rao bound, the fit 1.0x (docs/codec.md)
+# there the Taylor step is 1.1-1.4x the Cramer-Rao bound, the fit 1.0x (docs/codec.md); the
+# maxima beyond the border band with this many full Gauss-Newton steps (no spread-only step)
 DARK_FIT_EVERYWHERE_KERNEL = 3
+DARK_INTERIOR_FIT_ITERATIONS = 1
 # The largest blur kernel. The configs use 3 and 11; the decode reads a (k + 4)^2 window
 # around every maximum, so memory and time grow as k^2 (at 101: 44 kB per keypoint, and a
 # kernel of sigma 15.5 px, wider than a 64x48 heatmap). Checked before anything is built.
@@ -248,27 +250,31 @@ def _initial_spread(xp, curvature, kernel_size):
 def _fit_near_border(backend, maps, border, offset, spread, peak, index, x, y, height, width, kernel_size):
     """"dark": the Gaussian fit of :mod:`darkpose.codec._gaussfit` for the ``peak`` maps whose
     maximum lies within :data:`DARK_FIT_BAND` px of an edge (min(band, R)), or for every
-    ``peak`` map where the kernel is at most :data:`DARK_FIT_EVERYWHERE_KERNEL`.
+    ``peak`` map where the kernel is at most :data:`DARK_FIT_EVERYWHERE_KERNEL` (those beyond
+    the band with :data:`DARK_INTERIOR_FIT_ITERATIONS` full steps).
 
     ``border`` = (maps, windows, inside) of the windows :func:`_blurred_taps` read again
     (every map within R px of an edge is among them, so within the band too), or None."""
     R = kernel_size // 2 + 2
-    if kernel_size <= DARK_FIT_EVERYWHERE_KERNEL:
-        i = backend.nonzero(peak)
-        if not len(i):
-            return offset, spread
+    band = min(DARK_FIT_BAND, R)
+    near = backend.constant(("near border", height, width, band), lambda: _near_border(height, width, band))
+    everywhere = kernel_size <= DARK_FIT_EVERYWHERE_KERNEL
+    i = backend.nonzero(peak if everywhere else near[index] & peak)
+    if not len(i) or (border is None and not everywhere):
+        return offset, spread
+    if everywhere:
         windows, inside = _centred_windows(backend, maps, i, x[i], y[i], height, width, R, np.float64)
     else:
-        band = min(DARK_FIT_BAND, R)
-        near = backend.constant(("near border", height, width, band), lambda: _near_border(height, width, band))
-        i = backend.nonzero(near[index] & peak)
-        if not len(i) or border is None:
-            return offset, spread
         read, windows, inside = border
         j = np.searchsorted(read, i)  # both sorted
         windows, inside = windows[j].astype(np.float64), inside[:, j]
-    u, s = _gaussfit.fit(np, windows, inside, offset[i].T.astype(np.float64), spread[i].astype(np.float64),
-                         max_offset=DARK_MAX_STEP)
+    u, s = offset[i].T.astype(np.float64), spread[i].astype(np.float64)
+    edge = near[index[i]]
+    for part, steps in ((edge, {}), (~edge, {"iterations": DARK_INTERIOR_FIT_ITERATIONS, "spread_first": False})):
+        j = np.nonzero(part)[0]
+        if len(j):
+            u[:, j], s[j] = _gaussfit.fit(np, windows[j], inside[:, j], u[:, j], s[j], max_offset=DARK_MAX_STEP,
+                                          **steps)
     offset, spread = offset.copy(), spread.copy()
     offset[i], spread[i] = u.T, s
     return offset, spread
@@ -609,6 +615,7 @@ def _check_kernel(size: Any) -> int:
 __all__ = [
     "DARK_FIT_BAND",
     "DARK_FIT_EVERYWHERE_KERNEL",
+    "DARK_INTERIOR_FIT_ITERATIONS",
     "DARK_MAX_STEP",
     "DECODE_METHODS",
     "MAX_BLUR_KERNEL",

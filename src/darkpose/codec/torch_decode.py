@@ -43,6 +43,7 @@ from darkpose.codec.decoding import (  # the taps, constants and kernels are the
     _YPP,
     DARK_FIT_BAND,
     DARK_FIT_EVERYWHERE_KERNEL,
+    DARK_INTERIOR_FIT_ITERATIONS,
     DARK_MAX_STEP,
     _initial_spread,
     _shifted_kernels,
@@ -99,11 +100,11 @@ def decode_tensor(
             R = blur_kernel // 2 + 2
             band = min(DARK_FIT_BAND, R)
             near = (x < band) | (x >= width - band) | (y < band) | (y >= height - band)
+            peak = (score > 0) & (curvature < 0)
+            offset, spread = _fit(window, inside, offset, spread, near & peak, _gaussfit.FIT_ITERATIONS)
             if blur_kernel <= DARK_FIT_EVERYWHERE_KERNEL:  # the sigma-1 configs: every maximum
-                near = torch.ones_like(near)
-            fit = near & (score > 0) & (curvature < 0)
-            if _needed(fit):
-                offset, spread = _fit(window, inside, offset, spread, fit)
+                offset, spread = _fit(window, inside, offset, spread, ~near & peak, DARK_INTERIOR_FIT_ITERATIONS,
+                                      spread_first=False)
         coords = coords + offset
     coords = torch.where((score > 0)[..., None], coords, 0.0)
     out = (coords.to(torch.float32), score.to(torch.float32))
@@ -117,18 +118,22 @@ def decode_tensor(
     return out
 
 
-def _fit(window, inside, offset, spread, fit):
+def _fit(window, inside, offset, spread, fit, iterations, spread_first=True):
     """The "dark" Gaussian fit (:mod:`darkpose.codec._gaussfit`) for the maps where ``fit``
-    holds: in a trace every map is fitted and the mask selects; eagerly, only those maps."""
+    holds: in a trace every map is fitted and the mask selects; eagerly, only those maps, and
+    none where none needs it."""
+    if not _needed(fit):
+        return offset, spread
+    steps = {"iterations": iterations, "max_offset": DARK_MAX_STEP, "spread_first": spread_first}
     shape, dtype = fit.shape, offset.dtype  # the fit runs in float64 (as the NumPy path's)
     window, inside = window.flatten(0, 1).double(), inside.flatten(1, 2).double()
     offset, spread, fit = offset.flatten(0, 1).double(), spread.flatten().double(), fit.flatten()
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        u, s = _gaussfit.fit(torch, window, inside, offset.T, spread, max_offset=DARK_MAX_STEP)
+        u, s = _gaussfit.fit(torch, window, inside, offset.T, spread, **steps)
         offset, spread = torch.where(fit[:, None], u.T, offset), torch.where(fit, s, spread)
     else:
         i = fit.nonzero()[:, 0]
-        u, s = _gaussfit.fit(torch, window[i], inside[:, i], offset[i].T, spread[i], max_offset=DARK_MAX_STEP)
+        u, s = _gaussfit.fit(torch, window[i], inside[:, i], offset[i].T, spread[i], **steps)
         offset, spread = offset.index_put((i,), u.T), spread.index_put((i,), s)
     return offset.unflatten(0, shape).to(dtype), spread.unflatten(0, shape).to(dtype)
 
