@@ -233,15 +233,24 @@ def _reference_log(flat, taps, height, width, kernel_size):
 
     The rescale is a constant factor, which the finite differences cancel, except through
     the clamp; max(h') <= max(h), so the clamp can act only on maps with a tap <= 1e-10.
-    Their full zero-padded blur gives max(h') (computed for every map: see :func:`_needed`).
+    Their full zero-padded blur gives max(h'): in a trace computed for every map (the mask
+    selects), eagerly for those maps only.
     """
-    clamped = (taps <= _LOG_FLOOR).any(dim=-1, keepdim=True)
+    clamped = (taps <= _LOG_FLOOR).any(dim=-1)
     if _needed(clamped):
         kernel = torch.as_tensor(gaussian_kernel(kernel_size), dtype=flat.dtype, device=flat.device)
-        maps = _finite(flat)
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        rows = flat.flatten(0, -2)
+        i = None if tracing else clamped.flatten().nonzero()[:, 0]
+        maps = _finite(rows if tracing else rows[i])
         blurred = _band(height, kernel) @ maps.unflatten(-1, (height, width)) @ _band(width, kernel).T
         rescale = maps.amax(dim=-1, keepdim=True) / blurred.flatten(-2).amax(dim=-1, keepdim=True)
-        taps = torch.where(clamped, taps * rescale, taps)
+        flat_taps = taps.flatten(0, -2)
+        if tracing:
+            flat_taps = torch.where(clamped.flatten()[:, None], flat_taps * rescale, flat_taps)
+        else:
+            flat_taps = flat_taps.index_put((i,), flat_taps[i] * rescale)
+        taps = flat_taps.unflatten(0, taps.shape[:-1])
     return torch.log(taps.clamp(min=_LOG_FLOOR))
 
 
