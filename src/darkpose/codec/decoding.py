@@ -47,7 +47,7 @@ DARK_FIT_BAND = 4
 # there the Taylor step is 1.1-1.4x the Cramer-Rao bound, the fit 1.0x (docs/codec.md); the
 # maxima beyond the border band with this many full Gauss-Newton steps (no spread-only step)
 DARK_FIT_EVERYWHERE_KERNEL = 3
-DARK_INTERIOR_FIT_ITERATIONS = 1
+DARK_INTERIOR_FIT_ITERATIONS = 2
 # The largest blur kernel. The configs use 3 and 11; the decode reads a (k + 4)^2 window
 # around every maximum, so memory and time grow as k^2 (at 101: 44 kB per keypoint, and a
 # kernel of sigma 15.5 px, wider than a 64x48 heatmap). Checked before anything is built.
