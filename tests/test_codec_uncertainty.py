@@ -76,6 +76,17 @@ def test_the_covariance_is_unknown_where_there_is_no_peak():
         assert np.isinf(cov[:, 0, [0, 1], [0, 1]]).all() and (cov[:, 0, [0, 1], [1, 0]] == 0).all()
 
 
+@pytest.mark.parametrize("method", ["dark", "dark-reference"])
+def test_the_covariance_and_spread_of_empty_batches(method):
+    for shape in [(0, 17, 64, 48), (2, 0, 64, 48)]:
+        for heatmaps in (np.zeros(shape, np.float32), torch.zeros(shape)):
+            coords, scores, cov = decode(heatmaps, method, return_covariance=True)
+            spread = modulated_spread(heatmaps, method)
+            assert tuple(coords.shape) == shape[:2] + (2,) and tuple(scores.shape) == shape[:2]
+            assert tuple(cov.shape) == tuple(spread.shape) == shape[:2] + (2, 2)
+            assert type(cov) is type(spread) is type(heatmaps)
+
+
 def test_return_covariance_bad_input():
     maps = np.zeros((1, 1, 16, 12), dtype=np.float32)
     with pytest.raises(ValueError, match="return_covariance: needs method 'dark' or 'dark-reference'"):

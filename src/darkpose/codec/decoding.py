@@ -163,6 +163,8 @@ def _decode(backend: Backend, hm, restore, method: str, kernel_size: int, return
     index, score, recheck = _ignore_non_finite(backend, maps, index, score)
     y, x = backend.xp.divmod(index, width)
     coords = backend.astype(backend.xp.stack((x, y), axis=-1), maps.dtype)
+    if want_spread and not len(x):  # an empty batch (N or K of 0)
+        return restore(backend.xp.zeros((n, k, 2, 2), backend.float32))
     if method == "shift":
         coords += _quarter_shift(backend, maps, x, y, height, width)
     elif method in ("dark", "dark-reference") and len(x):
@@ -183,7 +185,9 @@ def _decode(backend: Backend, hm, restore, method: str, kernel_size: int, return
     coords = backend.xp.where((score > 0)[:, None], coords, 0.0)
     coords = backend.astype(coords, backend.float32).reshape(n, k, 2)
     out = (restore(coords), restore(backend.astype(score, backend.float32).reshape(n, k)))
-    if return_covariance:
+    if return_covariance and not len(x):
+        out += (restore(backend.xp.zeros((n, k, 2, 2), backend.float32)),)
+    elif return_covariance:
         cov = _covariance(backend, maps, offset, spread, score, x, y, height, width, kernel_size // 2 + 2)
         out += (restore(backend.astype(cov, backend.float32).reshape(n, k, 2, 2)),)
     return out
